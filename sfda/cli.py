@@ -1,0 +1,60 @@
+"""The ``sfda`` command. Each sub-command is a module in :mod:`sfda.commands` with ``register(subparsers)``
+that sets ``func`` on its parser; user errors print one line and exit with status 2."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import warnings
+
+from . import __version__
+from .errors import SfdaError
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e)
+    if "Original Traceback" in msg:  # raised inside a DataLoader worker: keep the original message
+        last = [ln for ln in msg.strip().splitlines() if ln.strip()][-1]
+        msg = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(msg.split())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sfda", description="Source-free domain adaptation (SHOT, NS weighting, ...).")
+    p.add_argument("--version", action="version", version=f"sfda {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+
+    mods = sorted(info.name for info in pkgutil.iter_modules(commands.__path__) if not info.name.startswith("_"))
+    order = {n: i for i, n in enumerate(getattr(commands, "ORDER", []))}
+    for name in sorted(mods, key=lambda n: (order.get(n, len(order)), n)):
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        rc = args.func(args)
+        return int(rc or 0)
+    except SfdaError as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    except RuntimeError as e:
+        if "Original Traceback" in str(e) and "Error" in str(e).splitlines()[-1]:
+            print(f"error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""sfda list: registered components and shipped configs."""
+from __future__ import annotations
+
+import inspect
+
+from ..paths import CONFIGS_DIR
+from ..registry import BACKBONES, DATASETS, LOSSES, METHODS, SAMPLERS, TRANSFORMS, WEIGHTERS
+
+
+def _summary(obj) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def shipped_configs():
+    if not CONFIGS_DIR.is_dir():
+        return []
+    return sorted(str(p.relative_to(CONFIGS_DIR).with_suffix("")) for p in CONFIGS_DIR.rglob("*.yaml")
+                  if not p.name.startswith("_"))
+
+
+def run(a) -> int:
+    for reg in (BACKBONES, METHODS, LOSSES, WEIGHTERS, SAMPLERS, DATASETS, TRANSFORMS):
+        items = reg.canonical()
+        print(f"{reg.plural} ({len(items)}):")
+        for name, obj in items.items():
+            defaults = getattr(obj, "defaults", None)
+            keys = f"  [{', '.join(k for k in defaults)}]" if defaults and a.verbose else ""
+            print(f"  {name:<22} {_summary(obj)}{keys}")
+        print()
+    cfgs = shipped_configs()
+    print(f"configs ({len(cfgs)}, in {CONFIGS_DIR}):")
+    groups = {}
+    for c in cfgs:
+        head, _, tail = c.rpartition("/")
+        groups.setdefault(head, []).append(tail)
+    for head, tails in groups.items():
+        print(f"  {head}/: {' '.join(tails)}")
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("list", help="List registered backbones, methods, losses, weighters, samplers and shipped configs.")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show each component's config keys")
+    p.set_defaults(func=run)

@@ -1,0 +1,30 @@
+"""sfda train-source | adapt | run -c CONFIG [key=value ...]"""
+from __future__ import annotations
+
+from ..engine.runner import run_both, run_config
+
+
+def _add(sub, name, help_):
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("-c", "--config", required=True, help="config file (path, or name under configs/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. optim.lr=0.005 seed=2021")
+    p.add_argument("--force", action="store_true", help="run again even if the run already finished")
+    p.add_argument("--restart", action="store_true", help="ignore a saved resume state and start from epoch 0")
+    p.add_argument("--resume", action="store_true", help="resume an interrupted run (the default behaviour)")
+    return p
+
+
+def register(sub):
+    _add(sub, "train-source", "Stage 1: supervised training on the source domain.").set_defaults(
+        func=lambda a: _go(run_config, a, stage="source"))
+    _add(sub, "adapt", "Stage 2: source-free adaptation of a trained source model to the target.").set_defaults(
+        func=lambda a: _go(run_config, a, stage="adapt"))
+    r = _add(sub, "run", "Both stages: train the source model if needed (reusing an existing one), then adapt.")
+    r.add_argument("--source-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides for the source stage only (model.* overrides apply to both stages)")
+    r.set_defaults(func=lambda a: _go(run_both, a, source_overrides=a.source_set))
+
+
+def _go(fn, a, **kw):
+    res = fn(a.config, a.overrides, force=a.force, restart=a.restart, **kw)
+    return 0 if res is not None else 1

@@ -1,0 +1,265 @@
+"""Load, merge, override and validate configs.
+
+- ``_base_: path`` (or a list of paths, relative to the file) is loaded first and the file is merged on top.
+- Overrides are ``dotted.key=value`` strings; values are parsed as YAML (``1e-3`` is a float).
+- Validation is strict: an unknown key or a value of the wrong type stops the run with one line naming the
+  key, where it was set (file and line, or the command line) and the closest valid key.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import yaml
+
+from ..errors import ConfigError
+from ..paths import CONFIGS_DIR
+from ..registry import suggest
+from .defaults import DEFAULTS, RELATIVE_TO_FILE
+from .node import Cfg, Component
+
+BASE_KEY = "_base_"
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$|^[-+]?(\.inf|\.Inf|\.INF)$|^\.nan$")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` (no dot) as a float, as users expect."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+Where = Dict[Tuple[str, ...], str]  # key path -> "file:line" or "command line"
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+
+
+def _key_lines(node, path: Tuple[str, ...], fname: str, out: Where) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            kp = path + (str(k.value),)
+            out[kp] = f"{fname}:{k.start_mark.line + 1}"
+            _key_lines(v, kp, fname, out)
+
+
+def _read_yaml(path: Path) -> Tuple[dict, Where]:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config '{path}': {e.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}")
+    where: Where = {}
+    _key_lines(node, (), str(path), where)
+    return data, where
+
+
+def _merge(dst: dict, src: dict, dst_where: Where, src_where: Where, path=()) -> None:
+    for k, v in src.items():
+        kp = path + (k,)
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and "name" not in v:
+            _merge(dst[k], v, dst_where, src_where, kp)
+        elif isinstance(v, dict) and isinstance(dst.get(k), dict) and v.get("name") == dst[k].get("name"):
+            _merge(dst[k], v, dst_where, src_where, kp)
+        else:
+            dst[k] = copy.deepcopy(v)
+            for wk in [w for w in dst_where if w[: len(kp)] == kp]:
+                del dst_where[wk]
+        for wk, wv in src_where.items():
+            if wk[: len(kp)] == kp:
+                dst_where[wk] = wv
+
+
+def _load_chain(path: Path, seen: Tuple[Path, ...] = ()) -> Tuple[dict, Where]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: '_base_' chain loops back to itself")
+    data, where = _read_yaml(path)
+    for kp in RELATIVE_TO_FILE:
+        node = data
+        for part in kp[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(kp[-1]), str) and node[kp[-1]]:
+            p = Path(os.path.expandvars(os.path.expanduser(node[kp[-1]])))
+            node[kp[-1]] = str(p if p.is_absolute() else (path.parent / p).resolve())
+    bases = data.pop(BASE_KEY, [])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list):
+        raise ConfigError(f"{where.get((BASE_KEY,), path)}: '_base_' must be a path or a list of paths")
+    merged: dict = {}
+    mwhere: Where = {}
+    for b in bases:
+        bp = Path(os.path.expanduser(str(b)))
+        bp = bp if bp.is_absolute() else path.parent / bp
+        if not bp.exists():
+            raise ConfigError(f"{where.get((BASE_KEY,), path)}: base config '{b}' not found (looked for {bp})")
+        bdata, bwhere = _load_chain(bp, seen + (path,))
+        _merge(merged, bdata, mwhere, bwhere)
+    _merge(merged, data, mwhere, where)
+    return merged, mwhere
+
+
+def parse_overrides(items: Iterable[str]) -> List[Tuple[str, Any]]:
+    out = []
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. optim.lr=0.005)")
+        key, val = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not p for p in key.split(".")):
+            raise ConfigError(f"override '{item}': empty key")
+        out.append((key, _parse_value(val)))
+    return out
+
+
+def _apply_override(data: dict, where: Where, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {} if p not in node or node[p] is None else ({"name": node[p]} if isinstance(node[p], str) else node[p])
+            if not isinstance(node[p], dict):
+                raise ConfigError(f"override '{key}': '{p}' is not a section")
+        node = node[p]
+    node[parts[-1]] = value
+    where[tuple(parts)] = "command line"
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def _check_type(value: Any, default: Any, key: str, where: str) -> Any:
+    if default is None or value is None and default is None:
+        return value
+    if value is None:
+        raise ConfigError(f"{where}: '{key}' must be {_type_name(default)}, got null")
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+        value = list(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"{where}: '{key}' must be {_type_name(default)}, got {value!r}")
+    return value
+
+
+def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: str) -> Any:
+    """Fill ``schema`` defaults with ``user`` values, checking keys and types."""
+    dotted = ".".join(path)
+    loc = where.get(path, src)
+    if isinstance(schema, Component):
+        if user is None:
+            user = {}
+        if isinstance(user, str):
+            user = {"name": user}
+        if not isinstance(user, dict):
+            raise ConfigError(f"{loc}: '{dotted}' must be a mapping with a 'name' key, got {user!r}")
+        name = user.get("name", schema.default_name)
+        cls = schema.registry.get(name, key=f"{where.get(path + ('name',), loc)}: '{dotted}.name'")
+        comp_schema = dict(getattr(cls, "defaults", {}) or {})
+        comp_schema.update(schema.params if name == schema.default_name else {})
+        body = {k: v for k, v in user.items() if k != "name"}
+        out = _resolve(body, comp_schema, path, where, src)
+        out["name"] = str(name).lower()
+        return out
+    if isinstance(schema, dict):
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"{loc}: '{dotted}' must be a mapping, got {user!r}")
+        if not schema and user:  # an open mapping (e.g. data.params): any keys
+            return Cfg(copy.deepcopy(user))
+        for k in user:
+            if k not in schema:
+                kl = where.get(path + (k,), loc)
+                full = ".".join(path + (k,))
+                near = suggest(k, schema.keys())
+                if near:
+                    near = near.replace("'", "'" + (".".join(path) + "." if path else ""), 1)
+                raise ConfigError(f"{kl}: unknown key '{full}'{near}")
+        out = Cfg()
+        for k, d in schema.items():
+            if k in user:
+                out[k] = _resolve(user[k], d, path + (k,), where, src)
+            else:
+                out[k] = _resolve(None, d, path + (k,), where, src) if isinstance(d, (dict, Component)) else copy.deepcopy(d)
+        return out
+    return _check_type(user, schema, dotted, loc)
+
+
+def _derive(cfg: Cfg, path: Optional[Path]) -> None:
+    if not cfg.name and path is not None:
+        try:
+            rel = path.resolve().relative_to(CONFIGS_DIR.resolve())
+            cfg.name = str(rel.with_suffix(""))
+        except ValueError:
+            cfg.name = path.stem
+    if not cfg.task:
+        d = cfg.data
+        cfg.task = f"{d.source}_{d.target}" if d.target else (d.source or cfg.name)
+
+
+def config_from_dict(data: dict, overrides: Iterable[str] = (), *, path: Optional[Path] = None,
+                     where: Optional[Where] = None) -> Cfg:
+    data = copy.deepcopy(data)
+    where = dict(where or {})
+    for key, value in parse_overrides(overrides):
+        _apply_override(data, where, key, value)
+    src = str(path) if path else "config"
+    cfg = _resolve(data, DEFAULTS, (), where, src)
+    _derive(cfg, path)
+    return cfg
+
+
+def find_config(name: str) -> Path:
+    """A config path as given, or relative to the shipped configs/ folder (with or without .yaml)."""
+    cands = [Path(name), CONFIGS_DIR / name, CONFIGS_DIR / f"{name}.yaml", Path(f"{name}.yaml")]
+    for c in cands:
+        if c.is_file():
+            return c
+    raise ConfigError(f"config '{name}' not found (also looked in {CONFIGS_DIR}); `sfda list` shows the shipped configs")
+
+
+def load_config(path, overrides: Iterable[str] = ()) -> Cfg:
+    p = find_config(str(path))
+    data, where = _load_chain(p)
+    cfg = config_from_dict(data, overrides, path=p, where=where)
+    cfg["_file"] = str(p)
+    return cfg
+
+
+def dump_config(cfg: Cfg) -> str:
+    d = cfg.to_dict() if isinstance(cfg, Cfg) else dict(cfg)
+    d.pop("_file", None)
+    d.pop("_overrides", None)
+    return yaml.safe_dump(d, sort_keys=False, default_flow_style=None)

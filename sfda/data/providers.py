@@ -1,0 +1,96 @@
+"""Dataset providers: turn a config's ``data`` section into datasets for the two stages.
+
+``list`` (the default) reads SHOT-format lists (``data.lists_dir/<domain>.txt``) under the image root.
+Other formats (torchvision datasets, CIFAR-LT) register themselves in ``DATASETS`` with the same API:
+
+- ``domain(name, train)``: the whole domain with the train (augmenting) or test transform;
+- ``source_split(name)``: (train, validation) datasets for source training;
+- ``num_classes``.
+Every dataset returns ``(image, label, index)`` and has a ``labels`` tensor.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Tuple
+
+import torch
+
+from ..errors import DataError
+from ..paths import resolve_path
+from ..registry import DATASETS
+from .dataset import ImageList
+from .lists import read_list
+from .transforms import build_transform
+
+
+def data_root(cfg) -> Path:
+    d = cfg.data
+    if d.root:
+        return resolve_path(d.root)
+    env = os.environ.get("SFDA_DATA")
+    if env:
+        return Path(env) / (d.dataset_dir or "")
+    raise DataError("no image root: set data.root=DIR on the command line or in the config, "
+                    f"or export SFDA_DATA=DIR (images are then read from $SFDA_DATA/{d.dataset_dir})")
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[list, list]:
+    """SHOT's source split: int(0.9 n) training samples, the rest for validation, seeded."""
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=g).tolist()
+    n_train = int((1.0 - val_fraction) * n + 1e-9)
+    return sorted(perm[:n_train]), sorted(perm[n_train:])
+
+
+@DATASETS.register("list")
+class ListProvider:
+    """SHOT-format lists: data.lists_dir/<domain>.txt with paths relative to the image root."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.num_classes = int(cfg.data.num_classes)
+        if self.num_classes <= 0:
+            raise DataError("data.num_classes must be set (e.g. 65 for Office-Home)")
+        self.lists_dir = resolve_path(cfg.data.lists_dir or ".")
+        self.tf = build_transform(cfg)
+        self._root = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = data_root(self.cfg)
+        return self._root
+
+    def list_file(self, name: str) -> Path:
+        if not name:
+            raise DataError("no domain given: set data.source (and data.target for adaptation)")
+        p = self.lists_dir / f"{name}.txt"
+        if not p.exists():
+            alt = self.lists_dir / f"{name}_list.txt"  # SHOT's naming
+            if alt.exists():
+                return alt
+        return p
+
+    def _dataset(self, name: str, entries, train: bool) -> ImageList:
+        d = self.cfg.data
+        return ImageList(entries, self.root, self.tf.train if train else self.tf.test, list_file=str(self.list_file(name)),
+                         mode=self.tf.mode, pre=self.tf.pre, skip_bad=d.skip_bad_images,
+                         cache_key=self.tf.key if d.cache_images else None)
+
+    def entries(self, name: str):
+        return read_list(self.list_file(name), self.num_classes)
+
+    def domain(self, name: str, train: bool):
+        return self._dataset(name, self.entries(name), train)
+
+    def source_split(self, name: str):
+        entries = self.entries(name)
+        tr, va = split_indices(len(entries), self.cfg.data.val_fraction, self.cfg.seed)
+        train = self._dataset(name, [entries[i] for i in tr], True)
+        val = self._dataset(name, [entries[i] for i in va], False) if va else self._dataset(name, entries, False)
+        return train, val
+
+
+def build_provider(cfg):
+    return DATASETS.get(cfg.data.format, key="data.format")(cfg)

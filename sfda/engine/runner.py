@@ -1,0 +1,231 @@
+"""Run one stage from a resolved config: build data, model, method, weighter and sampler, train with the
+shared trainer, write checkpoints and ``metrics.json``.
+
+Run directory: ``<output_root>/<name>/seed<seed>/`` with ``config.yaml``, ``log.txt``, ``tb/``, ``state.pt``
+(resume state, removed when the run finishes), the checkpoints (``source_{F,B,C}.pt`` or
+``target_{F,B,C}.pt``) and ``metrics.json``. A finished run (metrics.json with ``finished: true``) is not
+redone unless forced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .. import __version__
+from ..config import Cfg, dump_config, load_config
+from ..data.providers import build_provider
+from ..errors import ConfigError, SfdaError
+from ..models.checkpoint import has_fbc, load_fbc, save_fbc
+from ..models.network import build_model
+from ..paths import resolve_path
+from ..registry import LOSSES, METHODS, SAMPLERS, WEIGHTERS
+from ..samplers import build_sampler
+from ..weighting import build_weighter
+from .evaluate import classification_metrics, infer
+from .runlog import RunLog, log
+from .seed import seed_everything, set_deterministic
+from .trainer import STATE_FILE, Trainer
+
+METRICS_FILE = "metrics.json"
+
+
+def run_dir(cfg) -> Path:
+    return resolve_path(cfg.output_root) / cfg.name / f"seed{cfg.seed}"
+
+
+def read_metrics(folder: Path) -> Optional[dict]:
+    f = Path(folder) / METRICS_FILE
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def write_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{spec}' requested but CUDA is not available; use device=cpu or device=auto")
+    return dev
+
+
+def run_label(cfg) -> str:
+    """Row label in tables: the config's label, or method [+ loss] [+ weighter] [+ sampler]."""
+    if cfg.label:
+        return cfg.label
+    mcls = METHODS.get(cfg.method.name)
+    label = mcls.label or cfg.method.name.upper()
+    for key in ("pl_loss", "loss"):
+        spec = cfg.method.get(key)
+        if isinstance(spec, dict) and spec.get("name") not in (None, "ce", "label_smoothing"):
+            label += f"[{spec['name']}]"
+    if cfg.method.get("cls_par", None) == 0 and cfg.method.name == "shot":
+        label = "SHOT-IM"
+    if cfg.weighting.name != "none":
+        w = WEIGHTERS.get(cfg.weighting.name)
+        label += "+" + (w.label or cfg.weighting.name)
+    if cfg.sampler.name != "none":
+        s = SAMPLERS.get(cfg.sampler.name)
+        label += "+" + (s.label or cfg.sampler.name)
+    return label
+
+
+def source_checkpoint_dir(cfg) -> Path:
+    if cfg.source.checkpoint:
+        return resolve_path(cfg.source.checkpoint)
+    if not cfg.source.config:
+        raise ConfigError("adaptation needs source.checkpoint (a folder with source_F/B/C.pt) or source.config")
+    return run_dir(source_config(cfg, cfg.get("_overrides", ())))
+
+
+SHARED_KEYS = ("seed", "output_root", "device", "deterministic")
+SHARED_DATA_KEYS = ("root", "num_workers", "cache_images", "skip_bad_images")
+
+
+def source_config(cfg, overrides=(), source_overrides=()) -> Cfg:
+    """The source-stage config of an adaptation config. Carried over: the shared settings (seed, output
+    root, device, data root and loading options), the command line's ``model.*`` overrides (the
+    architecture must match), then ``source_overrides`` (``sfda run --source-set``)."""
+    if not cfg.source.config:
+        raise ConfigError("source.config is not set: `sfda run` needs it to train the source model")
+    ov = [f"{k}={json.dumps(cfg[k])}" for k in SHARED_KEYS]
+    ov += [f"data.{k}={json.dumps(cfg.data[k])}" for k in SHARED_DATA_KEYS]
+    ov += [o for o in overrides if o.split("=", 1)[0].startswith("model.")]
+    return load_config(cfg.source.config, ov + list(source_overrides))
+
+
+def run_stage(cfg, *, force: bool = False, restart: bool = False, stop_after_epoch: Optional[int] = None) -> Optional[dict]:
+    mcls = METHODS.get(cfg.method.name, key="method.name")
+    out = run_dir(cfg)
+    done = read_metrics(out)
+    if done and done.get("finished") and not force:
+        log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {done.get('score', done.get('accuracy', 0)):.2f}); "
+                 "use --force to run it again")
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    if restart or force:
+        for f in (STATE_FILE, METRICS_FILE):
+            (out / f).unlink(missing_ok=True)
+    (out / "config.yaml").write_text(dump_config(cfg))
+    runlog = RunLog(out, tensorboard=cfg.log.tensorboard)
+    t0 = time.time()
+    try:
+        runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
+        return _run(cfg, mcls, out, runlog, stop_after_epoch, t0)
+    finally:
+        runlog.close()
+
+
+def _run(cfg, mcls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:
+    set_deterministic(cfg.deterministic)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    provider = build_provider(cfg)
+    K = provider.num_classes
+    model = build_model(cfg)
+    result = {"task": cfg.task, "method": cfg.method.name, "label": run_label(cfg), "benchmark": cfg.benchmark,
+              "seed": cfg.seed, "stage": mcls.stage, "metric": cfg.eval.metric, "weighting": cfg.weighting.name,
+              "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", "")}
+    if mcls.stage == "source":
+        train_set, eval_set = provider.source_split(cfg.data.source)
+        runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, {K} classes")
+    else:
+        src = source_checkpoint_dir(cfg)
+        load_fbc(model, src, "source")
+        runlog.info(f"loaded source model from {src}")
+        train_set = provider.domain(cfg.data.target, train=True)
+        eval_set = provider.domain(cfg.data.target, train=False)
+        runlog.info(f"target {cfg.data.target}: {len(train_set)} images, {K} classes")
+    model.to(device)
+    method = mcls(model, K, dict(cfg.method), cfg)
+    method.setup(train_set, device)
+    weighter = build_weighter(cfg, K)
+    sampler = build_sampler(cfg, K)
+    trainer = Trainer(cfg, method, train_set, eval_set, device, runlog, out, weighter, sampler)
+    fit = trainer.fit(stop_after_epoch=stop_after_epoch)
+    if fit is None:
+        runlog.info(f"stopped after epoch {stop_after_epoch}; rerun the same command to resume")
+        return None
+    final, history = fit["final"], fit["history"]
+    result.update({
+        "accuracy": final["accuracy"], "mean_class_accuracy": final["mean_class_accuracy"],
+        "per_class_accuracy": final["per_class_accuracy"], "history": history,
+    })
+    if mcls.stage == "source":
+        save_fbc(model, out, "source")
+        result["val_accuracy"] = final["accuracy"]
+        result["best_epoch"] = fit["best_epoch"]
+        if cfg.eval.other_domains:
+            result["source_only"] = _other_domains(cfg, provider, model, device, trainer, runlog)
+    else:
+        save_fbc(model, out, "target")
+        result["source_only_accuracy"] = history[0].get("accuracy")
+        result["source_only_mean_class_accuracy"] = history[0].get("mean_class_accuracy")
+    result["score"] = result[cfg.eval.metric] if mcls.stage != "source" else final[cfg.eval.metric]
+    result["wall_time_s"] = round(time.time() - t0, 1)
+    result["finished"] = True
+    write_json(result, out / METRICS_FILE)
+    (out / STATE_FILE).unlink(missing_ok=True)
+    msg = f"done: {result['label']} {cfg.task} seed {cfg.seed}: {cfg.eval.metric} {result['score']:.2f}"
+    if "source_only_accuracy" in result:
+        so = history[0].get(cfg.eval.metric, history[0].get("accuracy"))
+        msg += f" (source only {so:.2f})"
+    runlog.info(msg + f" [{result['wall_time_s']:.0f}s]")
+    return result
+
+
+def _other_domains(cfg, provider, model, device, trainer, runlog) -> dict:
+    res = {}
+    for d in cfg.data.domains:
+        if d == cfg.data.source:
+            continue
+        ds = provider.domain(d, train=False)
+        loader = torch.utils.data.DataLoader(ds, batch_size=int(cfg.data.test_batch_size), shuffle=False,
+                                             **trainer._loader_kwargs())
+        inf = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {d}", show=trainer.show)
+        m = classification_metrics(inf.logits.argmax(1), inf.labels, provider.num_classes)
+        res[d] = m[cfg.eval.metric]
+        runlog.info(f"source only {cfg.data.source} -> {d}: {cfg.eval.metric} {res[d]:.2f}")
+    return res
+
+
+def run_config(path, overrides=(), *, stage: Optional[str] = None, **kw) -> Optional[dict]:
+    cfg = load_config(path, overrides)
+    cfg["_overrides"] = list(overrides)
+    mcls = METHODS.get(cfg.method.name, key="method.name")
+    if stage is not None and mcls.stage != stage:
+        want = "a source-training config (method.name: source)" if stage == "source" else "an adaptation config"
+        raise ConfigError(f"{cfg['_file']}: expected {want}, got method '{cfg.method.name}' ({mcls.stage} stage)")
+    return run_stage(cfg, **kw)
+
+
+def run_both(path, overrides=(), source_overrides=(), **kw) -> Optional[dict]:
+    """`sfda run`: train the source model if it is not there yet, then adapt."""
+    cfg = load_config(path, overrides)
+    cfg["_overrides"] = list(overrides)
+    if METHODS.get(cfg.method.name).stage == "source":
+        return run_stage(cfg, **kw)
+    if not cfg.source.checkpoint:
+        scfg = source_config(cfg, overrides, source_overrides)
+        if not has_fbc(run_dir(scfg), "source") or not (read_metrics(run_dir(scfg)) or {}).get("finished"):
+            log.info(f"training the source model first: {scfg['_file']}")
+            res = run_stage(scfg, restart=kw.get("restart", False), stop_after_epoch=kw.get("stop_after_epoch"))
+            if res is None:
+                return None
+        else:
+            log.info(f"reusing the source model in {run_dir(scfg)}")
+    return run_stage(cfg, **kw)

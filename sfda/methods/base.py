@@ -1,0 +1,113 @@
+"""The method interface. A method is one class registered in ``METHODS``; the shared trainer runs it.
+
+The trainer owns the loop (epochs, batches, optimiser, lr schedule, mixed precision, evaluation passes,
+logging, checkpoints and resume). A method only says:
+
+- ``setup()``: what to freeze once the starting weights are loaded (SHOT freezes the classifier);
+- ``param_groups()``: which parameters train, with which lr multiplier;
+- ``on_boundary(epoch, inference)``: called before each epoch with an eval-mode pass over the evaluation set
+  (the target in adaptation). SHOT clusters pseudo-labels from it; the same pass is the evaluation of those
+  weights, so there is no second pass;
+- ``training_step(batch, info)``: returns a :class:`StepOutput`. Its ``per_sample`` term (pseudo-label or
+  supervised loss, one value per sample, coefficient included) is multiplied by the configured weighter's
+  weights and reduced by the trainer; ``loss`` holds the other, already reduced, terms;
+- ``state_dict()`` / ``load_state_dict()``: extra state for resume (memory banks, ...).
+
+``defaults`` lists the method's hyperparameters; they are valid keys of the config's ``method`` section.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+
+from ..engine.evaluate import Inference
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    labels: torch.Tensor   # ground truth: supervised methods train on it; adaptation methods must not
+    indices: torch.Tensor  # dataset indices (pseudo-label lookup, memory banks)
+
+
+@dataclass
+class StepInfo:
+    epoch: int             # 0-based
+    epochs: int
+    iteration: int         # 0-based, over the whole run
+    total_iterations: int
+
+    @property
+    def progress(self) -> float:
+        return self.iteration / max(self.total_iterations, 1)
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor | float = 0.0                 # reduced terms that are not weighted per sample
+    per_sample: Optional[torch.Tensor] = None        # [N] weightable loss, coefficient included
+    targets: Optional[torch.Tensor] = None           # labels of per_sample (what a weighter scores)
+    logits: Optional[torch.Tensor] = None            # the batch's logits (detached by the trainer for weighters)
+    weight_images: Optional[torch.Tensor] = None     # images a weighter scores, if not the batch images
+    logs: Dict[str, float] = field(default_factory=dict)
+
+
+class Method:
+    name: str = ""
+    label: str = ""          # display name in tables
+    stage: str = "adapt"     # "source" (supervised) or "adapt" (source-free)
+    defaults: dict = {}
+    eval_at_start: bool = True   # pass over the eval set before each epoch (adaptation) or after it (source)
+    select_best: bool = False    # keep the weights with the best eval score (source validation only)
+
+    def __init__(self, model: nn.Module, num_classes: int, params: dict, cfg):
+        self.model = model
+        self.num_classes = num_classes
+        self.cfg = cfg
+        for k, v in {**self.defaults, **params}.items():
+            if k != "name":
+                setattr(self, k, v)
+
+    # -- hooks -----------------------------------------------------------------------------------------
+    def setup(self, train_set, device) -> None:
+        """Called once the starting weights are loaded and the model is on its device."""
+
+    def param_groups(self) -> List[dict]:
+        o = self.cfg.optim
+        groups = []
+        for part, mult in (("netF", o.backbone_lr_mult), ("netB", o.bottleneck_lr_mult), ("netC", o.classifier_lr_mult)):
+            params = [p for p in getattr(self.model, part).parameters() if p.requires_grad]
+            if params and mult > 0:
+                groups.append({"params": params, "lr_mult": mult, "name": part})
+            elif mult == 0:
+                for p in params:
+                    p.requires_grad_(False)
+        return groups
+
+    def on_boundary(self, epoch: int, inference: Inference) -> Dict[str, float]:
+        return {}
+
+    def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
+        raise NotImplementedError
+
+    def sampler_labels(self) -> Optional[torch.Tensor]:
+        """Labels of the training set for class-aware samplers (pseudo-labels in adaptation)."""
+        return None
+
+    def train_mode(self) -> None:
+        self.model.train()
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def freeze(module: nn.Module) -> None:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)

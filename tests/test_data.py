@@ -1,0 +1,86 @@
+import pytest
+import torch
+from PIL import Image
+
+from sfda.config import config_from_dict
+from sfda.data.dataset import ImageList
+from sfda.data.lists import read_list
+from sfda.data.providers import build_provider, split_indices
+from sfda.errors import DataError
+
+from helpers import tiny_config_dict
+
+
+def _setup(tmp_path, n=4):
+    (tmp_path / "img").mkdir()
+    lines = []
+    for i in range(n):
+        Image.new("RGB", (20, 20), (10 * i, 0, 0)).save(tmp_path / "img" / f"{i}.png")
+        lines.append(f"img/{i}.png {i % 2}")
+    (tmp_path / "d.txt").write_text("\n".join(lines) + "\n")
+    return read_list(tmp_path / "d.txt", 2)
+
+
+def test_dataset_returns_image_label_index(tmp_path):
+    entries = _setup(tmp_path)
+    ds = ImageList(entries, tmp_path, lambda im: torch.tensor(im.size), list_file="d.txt")
+    x, y, i = ds[3]
+    assert x.tolist() == [20, 20] and y == 1 and i == 3
+    assert ds.labels.tolist() == [0, 1, 0, 1]
+
+
+def test_missing_image_names_list_line_and_path(tmp_path):
+    entries = _setup(tmp_path)
+    (tmp_path / "img" / "2.png").unlink()
+    with pytest.raises(DataError, match=r"d\.txt:3: image '.*img/2\.png' not found.*data\.skip_bad_images"):
+        ImageList(entries, tmp_path, lambda im: im, list_file="d.txt")
+
+
+def test_corrupt_image_names_list_line_and_path(tmp_path):
+    entries = _setup(tmp_path)
+    (tmp_path / "img" / "1.png").write_bytes(b"garbage")
+    ds = ImageList(entries, tmp_path, lambda im: im, list_file="d.txt")
+    with pytest.raises(DataError, match=r"d\.txt:2: cannot decode image '.*img/1\.png'"):
+        ds[1]
+
+
+def test_skip_bad_images_drops_and_counts(tmp_path):
+    entries = _setup(tmp_path)
+    (tmp_path / "img" / "1.png").write_bytes(b"garbage")
+    (tmp_path / "img" / "3.png").unlink()
+    ds = ImageList(entries, tmp_path, lambda im: im, list_file="d.txt", skip_bad=True)
+    assert len(ds) == 2 and [e.line for e in ds.skipped] == [2, 4]
+    assert [ds[i][2] for i in range(len(ds))] == [0, 1]  # indices are renumbered densely
+
+
+def test_cache_gives_the_same_images(tmp_path):
+    entries = _setup(tmp_path)
+    from torchvision import transforms as T
+    a = ImageList(entries, tmp_path, T.PILToTensor(), pre=T.Resize((8, 8)))
+    b = ImageList(entries, tmp_path, T.PILToTensor(), pre=T.Resize((8, 8)), cache_key="k")
+    for i in range(4):
+        assert torch.equal(a[i][0], b[i][0])
+
+
+def test_source_split_is_seeded_90_10():
+    tr, va = split_indices(2427, 0.1, seed=2020)
+    assert (len(tr), len(va)) == (2184, 243)  # SHOT's Art split sizes
+    assert split_indices(2427, 0.1, seed=2020) == (tr, va)
+    assert split_indices(2427, 0.1, seed=2021) != (tr, va)
+    assert sorted(tr + va) == list(range(2427))
+
+
+def test_provider_split_and_missing_root(two_domains, tmp_path, monkeypatch):
+    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path))
+    prov = build_provider(cfg)
+    tr, va = prov.source_split("source")
+    assert len(tr) + len(va) == 160 and len(va) == 16
+    x, y, i = tr[0]
+    assert x.shape == (3, 16, 16)
+    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path, **{"data.root": None}))
+    monkeypatch.delenv("SFDA_DATA", raising=False)
+    with pytest.raises(DataError, match="SFDA_DATA"):
+        build_provider(cfg).domain("source", train=False)
+    monkeypatch.setenv("SFDA_DATA", str(two_domains.parent))
+    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path, **{"data.root": None, "data.dataset_dir": two_domains.name}))
+    assert len(build_provider(cfg).domain("target", train=False)) == 160

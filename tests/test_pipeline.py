@@ -1,0 +1,111 @@
+"""End-to-end behaviour of the two stages on a tiny generated two-domain image set (CPU, seconds)."""
+import json
+
+import pytest
+import torch
+
+from sfda.config import config_from_dict
+from sfda.engine.runner import run_dir, run_stage
+from sfda.models.checkpoint import load_fbc
+from sfda.models.network import build_model
+
+from helpers import tiny_config_dict
+
+
+def _source_cfg(root, out, **kw):
+    return config_from_dict(tiny_config_dict(root, out, **{"name": "tiny/source", "method.name": "source", **kw}))
+
+
+def _adapt_cfg(root, out, src_dir, **kw):
+    base = {"name": "tiny/shot", "method.name": "shot", "method.cls_par": 0.3, "source.checkpoint": str(src_dir),
+            "optim.lr": 0.01, "optim.epochs": 3}
+    base.update(kw)
+    return config_from_dict(tiny_config_dict(root, out, **base))
+
+
+@pytest.fixture(scope="module")
+def source(two_domains, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = _source_cfg(two_domains, out)
+    m = run_stage(cfg)
+    return run_dir(cfg), m, out
+
+
+def test_source_stage_outputs(source):
+    d, m, _ = source
+    assert {"source_F.pt", "source_B.pt", "source_C.pt", "metrics.json", "config.yaml", "log.txt"} <= {p.name for p in d.iterdir()}
+    assert not (d / "state.pt").exists()
+    assert m["stage"] == "source" and m["finished"] and m["val_accuracy"] > 90
+    assert set(m["source_only"]) == {"target"}
+    assert 1 <= m["best_epoch"] <= 5
+    assert json.loads((d / "metrics.json").read_text())["accuracy"] == m["accuracy"]
+
+
+def test_adaptation_raises_target_accuracy_and_keeps_the_classifier(two_domains, source, tmp_path):
+    src_dir, sm, _ = source
+    cfg = _adapt_cfg(two_domains, tmp_path, src_dir)
+    m = run_stage(cfg)
+    assert m["source_only_accuracy"] == pytest.approx(sm["source_only"]["target"], abs=1e-6)
+    assert m["accuracy"] > m["source_only_accuracy"] + 10, (m["source_only_accuracy"], m["accuracy"])
+    # metrics.json fields
+    for k in ("task", "method", "seed", "accuracy", "per_class_accuracy", "source_only_accuracy", "history"):
+        assert k in m
+    assert len(m["per_class_accuracy"]) == 4
+    assert [h["epoch"] for h in m["history"]] == [0, 1, 2, 3]
+    assert all("accuracy" in h for h in m["history"]) and "pl_accuracy" in m["history"][0]
+    assert m["history"][-1]["accuracy"] == m["accuracy"]  # the final epoch's accuracy is reported
+    # the frozen classifier is bit-identical to the source one
+    src, tgt = build_model(cfg), build_model(cfg)
+    load_fbc(src, src_dir, "source")
+    load_fbc(tgt, run_dir(cfg), "target")
+    for k, v in src.netC.state_dict().items():
+        assert torch.equal(v, tgt.netC.state_dict()[k]), k
+    assert not torch.equal(src.netB.bottleneck.weight, tgt.netB.bottleneck.weight)
+
+
+def test_resume_after_interruption_gives_the_same_result(two_domains, source, tmp_path):
+    src_dir = source[0]
+    full = run_stage(_adapt_cfg(two_domains, tmp_path / "a", src_dir))
+    cfg = _adapt_cfg(two_domains, tmp_path / "b", src_dir)
+    assert run_stage(cfg, stop_after_epoch=1) is None
+    assert (run_dir(cfg) / "state.pt").exists() and not (run_dir(cfg) / "metrics.json").exists()
+    resumed = run_stage(cfg)
+    assert resumed["accuracy"] == full["accuracy"]
+    assert [h.get("accuracy") for h in resumed["history"]] == [h.get("accuracy") for h in full["history"]]
+    assert resumed["history"][2]["loss"] == pytest.approx(full["history"][2]["loss"], rel=1e-6)
+    a, b = (torch.load(run_dir(c) / "target_F.pt") for c in (_adapt_cfg(two_domains, tmp_path / "a", src_dir), cfg))
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+def test_finished_run_is_not_redone(two_domains, source, tmp_path):
+    cfg = _adapt_cfg(two_domains, tmp_path, source[0], **{"optim.epochs": 1})
+    first = run_stage(cfg)
+    stamp = (run_dir(cfg) / "metrics.json").stat().st_mtime_ns
+    again = run_stage(cfg)
+    assert again == json.loads((run_dir(cfg) / "metrics.json").read_text()) and again["accuracy"] == first["accuracy"]
+    assert (run_dir(cfg) / "metrics.json").stat().st_mtime_ns == stamp
+    forced = run_stage(cfg, force=True)
+    assert forced["accuracy"] == first["accuracy"]
+    assert (run_dir(cfg) / "metrics.json").stat().st_mtime_ns != stamp
+
+
+def test_same_seed_replays_and_another_seed_differs(two_domains, source, tmp_path):
+    a = run_stage(_adapt_cfg(two_domains, tmp_path / "a", source[0], **{"optim.epochs": 2}))
+    b = run_stage(_adapt_cfg(two_domains, tmp_path / "b", source[0], **{"optim.epochs": 2}))
+    c = run_stage(_adapt_cfg(two_domains, tmp_path / "c", source[0], **{"optim.epochs": 2, "seed": 1}))
+    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h]  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+    assert [h.get("loss") for h in a["history"]] != [h.get("loss") for h in c["history"]]
+
+
+def test_shot_im_runs_without_pseudo_labels(two_domains, source, tmp_path):
+    m = run_stage(_adapt_cfg(two_domains, tmp_path, source[0], **{"method.cls_par": 0.0, "optim.epochs": 1}))
+    assert m["label"] == "SHOT-IM" and "pl_accuracy" not in m["history"][0]
+
+
+def test_checkpoint_for_other_class_count_is_refused(two_domains, source, tmp_path):
+    from sfda.errors import CheckpointError
+    cfg = _adapt_cfg(two_domains, tmp_path, source[0], **{"data.num_classes": 5})
+    with pytest.raises(CheckpointError, match="has 4 classes but the config has data.num_classes=5"):
+        run_stage(cfg)

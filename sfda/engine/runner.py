@@ -76,8 +76,7 @@ def run_label(cfg) -> str:
     if cfg.method.get("cls_par", None) == 0 and cfg.method.name == "shot":
         label = "SHOT-IM"
     if cfg.weighting.name != "none":
-        w = WEIGHTERS.get(cfg.weighting.name)
-        label += "+" + (w.label or cfg.weighting.name)
+        label += "+" + WEIGHTERS.get(cfg.weighting.name).display(cfg.weighting)
     if cfg.sampler.name != "none":
         s = SAMPLERS.get(cfg.sampler.name)
         label += "+" + (s.label or cfg.sampler.name)

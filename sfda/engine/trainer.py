@@ -126,7 +126,8 @@ class Trainer:
             logs, iteration = self._train_epoch(epoch, optimizer, iteration)
             nxt = {"epoch": epoch + 1, **logs}
             if self.weighter is not None:
-                nxt.update({f"w_{k}": v for k, v in self.weighter.epoch_stats().items()})
+                stats = self.weighter.epoch_end(epoch, self.epochs, self.run_dir, self.log)
+                nxt.update({f"w_{k}": v for k, v in stats.items()})
             if not self.method.eval_at_start:
                 _, m = self.evaluate(desc=f"val {epoch + 1}")
                 nxt.update({"accuracy": m["accuracy"], "mean_class_accuracy": m["mean_class_accuracy"]})

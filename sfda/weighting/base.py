@@ -45,10 +45,14 @@ class Weighter:
         for k, v in params.items():
             setattr(self, k, v)
         if self.reduction not in ("mean", "normalized"):
-            raise ValueError(f"weighting.reduction must be 'mean' or 'normalized', got '{self.reduction}'")
-        self._epoch_weights: List[torch.Tensor] = []
-        self._epoch_targets: List[torch.Tensor] = []
-        self._epoch_scores: List[torch.Tensor] = []
+            from ..errors import ConfigError
+            raise ConfigError(f"weighting.reduction must be 'mean' or 'normalized', got '{self.reduction}'")
+        self.reset_epoch()
+
+    @classmethod
+    def display(cls, spec: dict) -> str:
+        """Short name for table rows (NS uses its rho: NS-WS / NS-LF)."""
+        return cls.label or cls.name
 
     # -- the interface -------------------------------------------------------------------------------
     def weights(self, batch: WeightInput) -> torch.Tensor:
@@ -68,15 +72,20 @@ class Weighter:
         return weighted.mean()
 
     # -- diagnostics ------------------------------------------------------------------------------------
-    def epoch_stats(self) -> Dict[str, float]:
-        """Summary of the weights since the last call (logged per epoch), then reset."""
+    def reset_epoch(self) -> None:
+        self._epoch_weights: List[torch.Tensor] = []
+        self._epoch_targets: List[torch.Tensor] = []
+        self._epoch_scores: List[torch.Tensor] = []
+
+    def epoch_end(self, epoch: int, epochs: int, run_dir=None, runlog=None) -> Dict[str, float]:
+        """Summary of this epoch's weights (logged and kept in the history), then reset."""
         if not self._epoch_weights:
             return {}
         w = torch.cat(self._epoch_weights)
         stats = {"weight_mean": w.mean().item(), "weight_std": w.std(unbiased=False).item(),
                  "weight_min": w.min().item(), "weight_max": w.max().item()}
         stats.update(self.extra_stats())
-        self._epoch_weights, self._epoch_targets, self._epoch_scores = [], [], []
+        self.reset_epoch()
         return stats
 
     def extra_stats(self) -> Dict[str, float]:

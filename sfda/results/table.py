@@ -1,0 +1,104 @@
+"""Collect finished runs (``metrics.json``) and render Markdown tables: one per benchmark, methods as rows,
+tasks as columns, mean ± standard deviation over seeds, with the published numbers beside ours."""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+from .paper import PAPER, task_display
+
+
+def collect(root: Path) -> List[dict]:
+    runs = []
+    for f in sorted(Path(root).rglob("metrics.json")):
+        try:
+            m = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if m.get("finished"):
+            m["_dir"] = str(f.parent)
+            runs.append(m)
+    return runs
+
+
+def _norm(label: str) -> str:
+    return label.lower().replace(" ", "")
+
+
+def _cell(values: List[float], show_std: bool = True) -> str:
+    if not values:
+        return ""
+    mean = statistics.fmean(values)
+    if len(values) > 1 and show_std:
+        return f"{mean:.1f} ± {statistics.stdev(values):.1f}"
+    return f"{mean:.1f}"
+
+
+def _table_rows(runs: Iterable[dict]):
+    """{label: {task: [scores over seeds]}} plus a source-only row from adaptation runs."""
+    rows: Dict[str, Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    source_only: Dict[str, Dict[int, float]] = defaultdict(dict)
+    for m in runs:
+        score = m.get("score", m.get("accuracy"))
+        rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = score
+        if m.get("stage") == "adapt":
+            key = "source_only_mean_class_accuracy" if m.get("metric") == "mean_class_accuracy" else "source_only_accuracy"
+            if m.get(key) is not None:
+                source_only[m["task"]][m["seed"]] = m[key]
+    out = {label: {t: list(s.values()) for t, s in tasks.items()} for label, tasks in rows.items()}
+    if source_only and "Source only" not in out:
+        out = {"Source only": {t: list(s.values()) for t, s in source_only.items()}, **out}
+    return out
+
+
+def render(runs: List[dict], benchmark: Optional[str] = None, paper: bool = True, std: bool = True) -> str:
+    by_bench: Dict[str, List[dict]] = defaultdict(list)
+    for m in runs:
+        by_bench[m.get("benchmark") or "?"].append(m)
+    parts = []
+    for bench in sorted(by_bench):
+        if benchmark and bench != benchmark:
+            continue
+        parts.append(render_benchmark(bench, by_bench[bench], paper, std))
+    return "\n\n".join(parts) if parts else "no finished runs found"
+
+
+def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool = True) -> str:
+    rows = _table_rows(runs)
+    info = PAPER.get(bench, {"tasks": [], "rows": []})
+    seen = {t for r in rows.values() for t in r}
+    tasks = [t for t in info["tasks"] if t in seen] + sorted(seen - set(info["tasks"]))
+    full = [t for t in info["tasks"]] if info["tasks"] else tasks
+    complete_set = set(full) <= seen
+    metric = runs[0].get("metric", "accuracy")
+    seeds = sorted({m["seed"] for m in runs})
+    head = ["method"] + [task_display(t) for t in tasks] + ["avg"]
+    lines = [f"### {bench} ({metric}, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    paper_rows = info["rows"] if paper else []
+    used = set()
+    for label, per_task in rows.items():
+        cells = [_cell(per_task.get(t, []), std) for t in tasks]
+        means = [statistics.fmean(per_task[t]) for t in tasks if per_task.get(t)]
+        n_tasks = sum(1 for t in tasks if per_task.get(t))
+        avg = f"{statistics.fmean(means):.1f}" if means else ""
+        if avg and (n_tasks < len(full) or not complete_set):
+            avg += f" ({n_tasks}/{len(full)} tasks)"
+        lines.append("| " + " | ".join([f"**{label}** (ours)"] + cells + [avg]) + " |")
+        for i, (plabel, src, vals) in enumerate(paper_rows):
+            if _norm(plabel) == _norm(label):
+                used.add(i)
+                lines.append(_paper_line(plabel, src, vals, tasks))
+    for i, (plabel, src, vals) in enumerate(paper_rows):
+        if i not in used:
+            lines.append(_paper_line(plabel, src, vals, tasks))
+    return "\n".join(lines)
+
+
+def _paper_line(label, source, vals, tasks) -> str:
+    cells = [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]
+    avg = f"{vals['avg']:.1f}" if "avg" in vals else ""
+    return "| " + " | ".join([f"{label} ({source})"] + cells + [avg]) + " |"

@@ -6,7 +6,8 @@ from ..engine.runner import run_both, run_config
 
 def _add(sub, name, help_):
     p = sub.add_parser(name, help=help_, description=help_)
-    p.add_argument("-c", "--config", required=True, help="config file (path, or name under configs/)")
+    p.add_argument("-c", "--config", required=True, action="append",
+                   help="config file (path, or name under configs/); repeat to merge several in order")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. optim.lr=0.005 seed=2021")
     p.add_argument("--force", action="store_true", help="run again even if the run already finished")
     p.add_argument("--restart", action="store_true", help="ignore a saved resume state and start from epoch 0")

@@ -43,6 +43,7 @@ DEFAULTS = {
         "params": {},            # extra keyword arguments for the backbone factory
     },
     "optim": {
+        "optimizer": "sgd",      # sgd | adamw
         "epochs": 15,
         "lr": 0.01,
         "backbone_lr_mult": 0.1,

@@ -251,10 +251,20 @@ def find_config(name: str) -> Path:
 
 
 def load_config(path, overrides: Iterable[str] = ()) -> Cfg:
-    p = find_config(str(path))
-    data, where = _load_chain(p)
-    cfg = config_from_dict(data, overrides, path=p, where=where)
-    cfg["_file"] = str(p)
+    """Load one config, or several merged in order (a list: later files override earlier ones, as
+    ``sfda adapt -c task.yaml -c variant.yaml``). With several files the run name is the first file's
+    name plus ``+<stem>`` of each other file, unless a file sets ``name``."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    files = [find_config(str(p)) for p in paths]
+    data, where = _load_chain(files[0])
+    for extra in files[1:]:
+        d2, w2 = _load_chain(extra)
+        _merge(data, d2, where, w2)
+    cfg = config_from_dict(data, overrides, path=files[0], where=where)
+    if len(files) > 1 and not any(k == ("name",) for k in where):
+        cfg.name = cfg.name + "".join(f"+{f.stem}" for f in files[1:])
+    cfg["_file"] = str(files[0]) if len(files) == 1 else ",".join(map(str, files))
+    cfg["_files"] = [str(f) for f in files]
     return cfg
 
 
@@ -262,4 +272,5 @@ def dump_config(cfg: Cfg) -> str:
     d = cfg.to_dict() if isinstance(cfg, Cfg) else dict(cfg)
     d.pop("_file", None)
     d.pop("_overrides", None)
+    d.pop("_files", None)
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=None)

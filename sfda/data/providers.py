@@ -31,8 +31,12 @@ def data_root(cfg) -> Path:
     env = os.environ.get("SFDA_DATA")
     if env:
         return Path(env) / (d.dataset_dir or "")
+    local = Path("data") / (d.dataset_dir or "")
+    if d.dataset_dir and local.is_dir():
+        return local
     raise DataError("no image root: set data.root=DIR on the command line or in the config, "
-                    f"or export SFDA_DATA=DIR (images are then read from $SFDA_DATA/{d.dataset_dir})")
+                    f"or export SFDA_DATA=DIR (images are then read from $SFDA_DATA/{d.dataset_dir}; "
+                    f"without SFDA_DATA, ./data/{d.dataset_dir} is used if it exists)")
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[list, list]:

@@ -15,8 +15,12 @@ def build_optimizer(groups, o) -> torch.optim.Optimizer:
         raise ConfigError("nothing to train: every parameter group is frozen (check optim.*_lr_mult)")
     for g in groups:
         g["lr"] = o.lr * g["lr_mult"]
-    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                           nesterov=o.nesterov and o.momentum > 0)
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                               nesterov=o.nesterov and o.momentum > 0)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
+    raise ConfigError(f"optim.optimizer must be 'sgd' or 'adamw', got '{o.optimizer}'")
 
 
 def lr_factor(o, iteration: int, total: int, iters_per_epoch: int) -> float:

@@ -17,7 +17,10 @@ class SourceTraining(Method):
     stage = "source"
     eval_at_start = False
     select_best = True
-    defaults = {"loss": Component(LOSSES, "label_smoothing")}
+    defaults = {
+        "loss": Component(LOSSES, "label_smoothing"),
+        "select_best": True,  # keep the best weights on the validation split; false: report the last epoch
+    }
 
     def setup(self, train_set, device):
         self.criterion = build_loss(self.loss, self.num_classes).to(device)

@@ -19,6 +19,21 @@ KNOWN_COUNTS = {
 }
 
 
+# lists that are not shipped and must be made from the user's copy of the dataset
+MAKE_LIST_HINTS = {
+    ("visda-c", "train"): (
+        "VisDA-C's synthetic training list (152,397 images) is not shipped; make it from your copy with "
+        "`sfda lists make --root {root} --domains train --classes-from data_lists/visda-c/validation.txt` "
+        "({root} holds train/<class>/*.png; the list goes to {root}/lists/train.txt, where the configs find it)"),
+}
+
+
+def missing_list_hint(benchmark: str, name: str, root: Optional[str] = None) -> str:
+    """How to make a list that is not shipped ('' if there is no specific advice)."""
+    hint = MAKE_LIST_HINTS.get((benchmark, name), "")
+    return hint.format(root=root or "ROOT")
+
+
 def _norm(name: str) -> str:
     return name.replace(" ", "").replace("_", "").replace("-", "").lower()
 

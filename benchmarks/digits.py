@@ -5,6 +5,7 @@ adaptation config, then the Markdown table written to docs/ with the command tha
     python benchmarks/digits.py                                   # SHOT and SHOT+NS-WS, both tasks, 3 seeds
     python benchmarks/digits.py --methods shot --tasks mnist5k_uci --seeds 2019
     python benchmarks/digits.py --out runs/digits-offline -- optim.epochs=10   # overrides after --
+    python benchmarks/digits.py --variants conf ent beta03   # plus SHOT with configs/digits/variants/*.yaml merged
 
 Finished runs are reused (rerunning is cheap and resumes interrupted runs).
 """
@@ -25,11 +26,28 @@ from sfda.engine.runner import run_both  # noqa: E402
 from sfda.results.table import collect, render  # noqa: E402
 
 
+def per_seed(runs) -> str:
+    """Every run's number: label x task, one cell per seed (source-only in brackets)."""
+    seeds = sorted({r["seed"] for r in runs})
+    cells = {}
+    for r in runs:
+        cells.setdefault((r["label"], r["task"]), {})[r["seed"]] = f"{r['accuracy']:.2f} ({r['source_only_accuracy']:.1f})"
+    lines = ["Per seed (accuracy %, source-only in brackets):", "",
+             "| method | task | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|---|" + "---|" * len(seeds)]
+    for (label, task), by_seed in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        lines.append(f"| {label} | {task} | " + " | ".join(by_seed.get(s, "") for s in seeds) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["shot", "shot_ns"], help="config folders under configs/digits/")
     ap.add_argument("--tasks", nargs="+", default=["mnist5k_uci", "uci_mnist5k"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[2019, 2020, 2021])
+    ap.add_argument("--variants", nargs="+", default=[], help="fragments in configs/digits/variants/ merged on top "
+                    "of each method config (each adds runs, e.g. conf ent beta03)")
+    ap.add_argument("--variants-on", default="shot", help="the method config the variants are merged onto")
+    ap.add_argument("--no-plain", action="store_true", help="with --variants: skip the methods' own configs")
     ap.add_argument("--out", default="runs/digits-offline", help="output_root of the runs")
     ap.add_argument("--data", default=None, help="digits benchmark folder (built if missing)")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "results" / "digits-offline.md"), help="where the table goes")
@@ -45,15 +63,22 @@ def main(argv=None) -> int:
         for task in a.tasks:
             for method in a.methods:
                 cfg = ROOT / "configs" / "digits" / method / f"{task}.yaml"
-                run_both(cfg, common + [f"seed={seed}"])
+                stacks = [] if (a.variants and a.no_plain) else [[cfg]]
+                if method == a.variants_on:
+                    stacks += [[cfg, ROOT / "configs" / "digits" / "variants" / f"{v}.yaml"] for v in a.variants]
+                for files in stacks:
+                    run_both(files, common + [f"seed={seed}"])
     runs = [r for r in collect(Path(a.out)) if r.get("benchmark") == "digits-offline" and r.get("stage") == "adapt"
             and r["seed"] in a.seeds and r["task"] in a.tasks]
-    table = render(runs, "digits-offline")
+    table = render(runs, "digits-offline") + "\n\n" + per_seed(runs)
     cmd = "python benchmarks/digits.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     doc = Path(a.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
+    import torch
+
     doc.write_text(f"<!-- written by benchmarks/digits.py -->\n{table}\n\nCommand: `{cmd.strip()}` "
-                   f"({time.time() - t0:.0f} s for the runs that were not already finished).\n")
+                   f"({torch.get_num_threads()} CPU thread(s); {time.time() - t0:.0f} s for the runs that were not already "
+                   "finished). CPU results depend on the number of threads (floating-point summation order).\n")
     print(table)
     print(f"written to {doc}")
     return 0

@@ -73,8 +73,15 @@ class NLNL(Loss):
         check_number(self.name, "cut", self.cut, 0.5, low=0.0, high=1.0)
         self.register_buffer("weights", torch.ones(num_classes))
         self.uses_history = self.selnl_after is not None or self.selpl_after is not None
-        self.register_buffer("history", torch.zeros(0, int(self.num_hist), num_classes))
-        self.register_buffer("visits", torch.zeros(0, dtype=torch.long))
+        # per-index state, grown to the training-set size on first use (extra state: size unknown at build)
+        self.history = torch.zeros(0, int(self.num_hist), num_classes)
+        self.visits = torch.zeros(0, dtype=torch.long)
+
+    def get_extra_state(self):
+        return {"history": self.history, "visits": self.visits}
+
+    def set_extra_state(self, state):
+        self.history, self.visits = state["history"], state["visits"]
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def update_labels(self, labels: torch.Tensor) -> None:

@@ -23,8 +23,8 @@ Deviations from the reference, where the SFDA interface differs:
   Office-Home and digits configs; the ratio is then 1.2, the reference's value at lr 0.01);
 - the GMM is fitted with a small EM in NumPy (float64), initialised at the 25th and 75th percentiles of
   H, instead of scikit-learn's k-means initialisation;
-- the state (queue, p*, counters) is kept in the loss object; SHOT's resume state does not include it, so a
-  resumed run starts again with an empty queue.
+- the state (queue, p*, counters) is the loss module's extra state (``state_dict()``), so a method that saves
+  its criterion's state_dict in its resume state resumes it exactly.
 External sample weights multiply lbar_i; they do not enter the GMM fit (as in the reference).
 """
 from __future__ import annotations
@@ -156,6 +156,14 @@ class OGCLoss(Loss):
         self._queue = np.zeros(int(self.queue_size), dtype=np.float64)
         self._filled = 0
         self._pos = 0
+
+    def get_extra_state(self):
+        return {"p_star": self.p_star, "calls": self.calls, "updates": self.updates, "queue": self._queue.copy(),
+                "filled": self._filled, "pos": self._pos}
+
+    def set_extra_state(self, state):
+        self.p_star, self.calls, self.updates = state["p_star"], state["calls"], state["updates"]
+        self._queue, self._filled, self._pos = np.array(state["queue"], dtype=np.float64), state["filled"], state["pos"]
 
     @property
     def target_ratio(self) -> float:

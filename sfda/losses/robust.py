@@ -97,8 +97,9 @@ class TruncatedGCE(Loss):
     epochs from epoch 40 (of 120) with a separate pass. Here each sample keeps its softmax output from its
     last training forward pass; when the sample comes up again its mask is recomputed from that output
     against its *current* label: from its ``start_prune``-th visit on, every ``prune_every`` visits (one
-    visit = one epoch with plain shuffling), and always after a pseudo-label refresh (``update_labels``
-    marks every mask for recomputation, so a mask never refers to an old label). With the defaults
+    visit = one epoch with plain shuffling), and at its first visit after a pseudo-label refresh
+    (``update_labels`` marks every mask for recomputation, so a mask never refers to an old label; before
+    ``start_prune`` visits a sample is never pruned). With the defaults
     (start_prune 1, prune_every 1) the mask is refreshed every epoch, i.e. on every pseudo-label refresh of
     SHOT, from the outputs of the epoch before. Samples seen for the first time are kept.
     """
@@ -111,10 +112,18 @@ class TruncatedGCE(Loss):
         check_number(self.name, "k", self.k, 0.5, low=0.0, high=1.0, high_open=True)
         check_number(self.name, "start_prune", self.start_prune, 1, low=1, integer=True)
         check_number(self.name, "prune_every", self.prune_every, 1, low=1, integer=True)
-        self.register_buffer("mask", torch.ones(0))
-        self.register_buffer("record", torch.zeros(0, num_classes))
-        self.register_buffer("visits", torch.zeros(0, dtype=torch.long))
-        self.register_buffer("due", torch.zeros(0, dtype=torch.bool))
+        # per-index state, grown to the training-set size on first use (module extra state, not buffers,
+        # because its size is not known when the loss is built)
+        self.mask = torch.ones(0)
+        self.record = torch.zeros(0, num_classes)
+        self.visits = torch.zeros(0, dtype=torch.long)
+        self.due = torch.zeros(0, dtype=torch.bool)
+
+    def get_extra_state(self):
+        return {"mask": self.mask, "record": self.record, "visits": self.visits, "due": self.due}
+
+    def set_extra_state(self, state):
+        self.mask, self.record, self.visits, self.due = state["mask"], state["record"], state["visits"], state["due"]
 
     def _grow(self, n: int, device) -> None:
         device = torch.device(device)

@@ -41,8 +41,10 @@ def low_weights(logits: torch.Tensor, targets: torch.Tensor, lamb: float, grad_s
 
 @LOSSES.register("low")
 class LOWLoss(Loss):
-    """w_i * CE_i with w the per-batch optimal LOW weights; lambda = 0.1 with ``grad_scale: batch`` (reference
-    HEAD) or lambda = 1 with ``grad_scale: sample`` (older reference version)."""
+    """LOW (Santiago et al., 2021): w_i CE_i, w solved per batch in closed form (lambda 0.1).
+
+    lambda = 0.1 with ``grad_scale: batch`` (reference HEAD) or lambda = 1 with ``grad_scale: sample`` (older
+    reference version)."""
 
     defaults = {"lamb": 0.1, "grad_scale": "batch"}
 

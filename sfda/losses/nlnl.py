@@ -41,7 +41,7 @@ from .functional import as_float, check, check_number, log1m_prob, pick
 
 @LOSSES.register("nlnl", aliases=("negative_learning", "nl"))
 class NLNL(Loss):
-    """Negative learning with complementary labels, class weights and optional SelNL / SelPL stages."""
+    """NLNL (Kim et al., ICCV 2019): -w_y sum_j log(1 - p_ybar_j), optional SelNL / SelPL stages."""
 
     defaults = {
         "ln_neg": 1,             # complementary labels per sample (reference: 1 for CIFAR-10, 110 for CIFAR-100)

@@ -121,8 +121,10 @@ def solve_threshold(h: np.ndarray, target: float, base: str = "ce", gamma: float
 
 @LOSSES.register("ce_ogc", aliases=("ogc", "ogc_ce"))
 class OGCLoss(Loss):
-    """Base loss (CE; ``base: fl`` or ``gce`` for OGC-FL / OGC-GCE) with its gradient with respect to p_y
-    clipped at a threshold p* re-optimised every ``interval`` calls (see the module docstring)."""
+    """CE + OGC (Ye et al., AAAI 2025): CE with d/dp_y clipped below an adaptive threshold p*.
+
+    ``base: fl`` or ``gce`` for OGC-FL / OGC-GCE; p* is re-optimised every ``interval`` calls (see the module
+    docstring)."""
 
     defaults = {
         "base": "ce",          # ce | fl | gce

@@ -86,7 +86,7 @@ class GeneralizedCrossEntropy(Loss):
 
 @LOSSES.register("truncated_gce", aliases=("tgce", "truncated_lq"))
 class TruncatedGCE(Loss):
-    """Truncated L_q (Zhang & Sabuncu): L_q(p_y) for kept samples, the constant L_q(k) for pruned ones.
+    """Truncated L_q (Zhang & Sabuncu): L_q(p_y) if kept, the constant L_q(k) if pruned (p_y <= k).
 
     The per-index keep mask m_i = 1[p_y > k] (q = 0.7, k = 0.5, as the reference) is state held by the loss,
     indexed by the dataset ``indices`` passed with each batch (without indices it is plain GCE). Loss value:
@@ -173,8 +173,9 @@ class TruncatedGCE(Loss):
 
 @LOSSES.register("poly", aliases=("poly1", "polyloss"))
 class PolyLoss(Loss):
-    """Poly-1 (Leng et al., ICLR 2022): -log p_y + eps (1 - p_y); eps = 2 (the paper's ImageNet
-    classification value; -1 for detection; eps >= -1). eps = 0 is CE."""
+    """Poly-1 (Leng et al., ICLR 2022): -log p_y + eps (1 - p_y), eps = 2.
+
+    eps = 2 is the paper's ImageNet classification value (-1 for detection; eps >= -1); eps = 0 is CE."""
 
     defaults = {"eps": 2.0}
 
@@ -189,8 +190,10 @@ class PolyLoss(Loss):
 
 @LOSSES.register("ngl", aliases=("next_generation_loss",))
 class NextGenerationLoss(Loss):
-    """NGL (Akhmedova & Koerber, 2024; found by genetic programming), per sample:
-    (1/K) sum_k [exp(alpha - p_k (1 + t_k)) - cos(cos(sin p_k))], t = one-hot(y), alpha = 2.4092.
+    """NGL, next generation loss (Akhmedova & Koerber, 2024): mean_k exp(2.4092 - p_k (1 + t_k)) - cos cos sin p_k.
+
+    Per sample: (1/K) sum_k [exp(alpha - p_k (1 + t_k)) - cos(cos(sin p_k))], t = one-hot(y), alpha = 2.4092
+    (found by genetic programming).
 
     Bounded, no logarithm. The reference averages over the K classes (``class_reduction: mean``); its
     gradient is then 12x (K = 10) to 900x (K = 100) smaller than CE's, which the authors' Adam absorbs;
@@ -268,8 +271,9 @@ class _ActivePassive(Loss):
 
 @LOSSES.register("nce_rce", aliases=("apl",))
 class NCEandRCE(_ActivePassive):
-    """APL NCE+RCE: alpha * log p_y / sum_k log p_k + beta * (-A)(1 - p_y); alpha = beta = 1 (CIFAR-10;
-    CIFAR-100: alpha 10, beta 0.1), A = ln(1e-4) as the code."""
+    """APL NCE+RCE (Ma et al., ICML 2020): alpha log p_y / sum_k log p_k + beta (-A)(1 - p_y).
+
+    alpha = beta = 1 (CIFAR-10; CIFAR-100: alpha 10, beta 0.1), A = ln(1e-4) as the code."""
 
     active, passive = "nce", "rce"
     defaults = {"alpha": 1.0, "beta": 1.0, "A": LOG_1E4}
@@ -286,8 +290,9 @@ class NCEandMAE(_ActivePassive):
 
 @LOSSES.register("nfl_rce")
 class NFLandRCE(_ActivePassive):
-    """APL NFL+RCE: alpha * NFL(gamma) + beta * RCE; alpha = beta = 1, gamma = 0.5 (CIFAR-10; CIFAR-100:
-    alpha 10, beta 0.1). NFL's (1 - p)^gamma factors are detached, as in the reference."""
+    """APL NFL+RCE: alpha NFL(gamma) + beta RCE; alpha = beta = 1, gamma = 0.5.
+
+    CIFAR-100: alpha 10, beta 0.1. NFL's (1 - p)^gamma factors are detached, as in the reference."""
 
     active, passive = "nfl", "rce"
     defaults = {"alpha": 1.0, "beta": 1.0, "gamma": 0.5, "A": LOG_1E4}
@@ -295,8 +300,9 @@ class NFLandRCE(_ActivePassive):
 
 @LOSSES.register("nfl_mae")
 class NFLandMAE(_ActivePassive):
-    """APL NFL+MAE: alpha * NFL(gamma) + beta * mae_scale (1 - p_y); alpha = beta = 1, gamma = 0.5
-    (CIFAR-10; CIFAR-100: 10, 1)."""
+    """APL NFL+MAE: alpha NFL(gamma) + beta mae_scale (1 - p_y); alpha = beta = 1, gamma = 0.5.
+
+    CIFAR-100: alpha 10, beta 1."""
 
     active, passive = "nfl", "mae"
     defaults = {"alpha": 1.0, "beta": 1.0, "gamma": 0.5, "mae_scale": 1.0}
@@ -452,8 +458,10 @@ class NCEandAEL(_Asymmetric):
 
 @LOSSES.register("ce_mae", aliases=("ece_mae", "eps_softmax_ce_mae"))
 class EpsSoftmaxCEandMAE(Loss):
-    """CE with eps-softmax plus MAE (Wang et al., NeurIPS 2024; the code's ECEandMAE):
-    alpha * -log max(pt_y, min_prob) + beta * mae_scale (1 - p_y), with pt = (p + m e_argmax) / (1 + m).
+    """CE_eps + MAE (eps-softmax, Wang et al., NeurIPS 2024): alpha CE(eps-softmax) + beta 2 (1 - p_y).
+
+    Per sample: alpha * -log max(pt_y, min_prob) + beta * mae_scale (1 - p_y), pt = (p + m e_argmax) / (1 + m)
+    (the code's ECEandMAE).
 
     Defaults: alpha 0.01, beta 5, m 1e5 (CIFAR-10, symmetric noise; CIFAR-100 symmetric: alpha 0.1..0.00125
     by noise rate, beta 1, m 1e4), min_prob 1e-8, mae_scale 2 (the code's MAELoss, sum_k |p_k - e_yk|).
@@ -532,18 +540,20 @@ class _ActiveNegative(Loss):
 
 @LOSSES.register("anl_ce", aliases=("anl",))
 class ANLCE(_ActiveNegative):
-    """ANL-CE: alpha * NCE + beta * NNCE + delta * ||theta||_1, NNCE = 1 - t_y / sum_k t_k with
-    t_k = A + log max(p_k, min_prob), A = -log(min_prob). alpha 5, beta 5, delta 5e-5, min_prob 1e-7
-    (CIFAR-10; CIFAR-100: 10, 1, 5e-7)."""
+    """ANL-CE (Ye et al., NeurIPS 2023): alpha NCE + beta NNCE (per sample) + delta ||theta||_1 (penalty).
+
+    NNCE = 1 - t_y / sum_k t_k with t_k = A + log max(p_k, min_prob), A = -log(min_prob). alpha 5, beta 5,
+    delta 5e-5, min_prob 1e-7 (CIFAR-10; CIFAR-100: 10, 1, 5e-7)."""
 
     defaults = {"alpha": 5.0, "beta": 5.0, "delta": 5e-5, "min_prob": 1e-7}
 
 
 @LOSSES.register("anl_fl")
 class ANLFL(_ActiveNegative):
-    """ANL-FL: alpha * NFL + beta * NNFL + delta * ||theta||_1, NNFL = 1 - (A_FL - FL_y) / (K A_FL -
-    sum_k FL_k), A_FL = -(1 - min_prob)^gamma log(min_prob). alpha 5, beta 5, delta 5e-5, gamma 0.5
-    (CIFAR-10; CIFAR-100: 10, 1, 5e-7)."""
+    """ANL-FL (Ye et al., NeurIPS 2023): alpha NFL + beta NNFL (per sample) + delta ||theta||_1 (penalty).
+
+    NNFL = 1 - (A_FL - FL_y) / (K A_FL - sum_k FL_k), A_FL = -(1 - min_prob)^gamma log(min_prob). alpha 5,
+    beta 5, delta 5e-5, gamma 0.5 (CIFAR-10; CIFAR-100: 10, 1, 5e-7)."""
 
     focal = True
     defaults = {"alpha": 5.0, "beta": 5.0, "delta": 5e-5, "gamma": 0.5, "min_prob": 1e-7}

@@ -70,9 +70,9 @@ def project_to_scaled_simplex(v: torch.Tensor, total: float) -> torch.Tensor:
     u, _ = torch.sort(v, descending=True)
     css = torch.cumsum(u, 0) - total
     j = torch.arange(1, v.numel() + 1, device=v.device, dtype=v.dtype)
-    cond = u - css / j > 0
-    rho = int(torch.nonzero(cond).max().item()) + 1 if bool(cond.any()) else v.numel()
-    theta = css[rho - 1] / rho
+    # u_j - css_j / j > 0 holds on a prefix j = 1..rho of the sorted values (rho >= 1); no host sync
+    rho = (u - css / j > 0).sum().clamp_min(1)
+    theta = css.gather(0, (rho - 1).view(1)) / rho.to(v.dtype)
     return (v - theta).clamp_min(0.0)
 
 

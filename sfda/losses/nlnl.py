@@ -125,7 +125,8 @@ class NLNL(Loss):
         if not self.uses_history or indices is None:
             return nl
         idx = indices.long()
-        self._grow(int(idx.max().item()) + 1, z.device)
+        if self.visits.numel() == 0 or idx.device.type == "cpu" or self.visits.device != idx.device:
+            self._grow(int(idx.max().item()) + 1, z.device)  # sized by update_labels otherwise
         with torch.no_grad():
             v = self.visits[idx]
             seen = (self.history[idx] > 0).any(dim=2)                      # [N, H] filled slots
@@ -142,7 +143,7 @@ class NLNL(Loss):
             self.history[idx, slot] = torch.softmax(z.detach(), dim=1).clamp_min(1e-30)
             self.visits[idx] += 1
         loss = torch.where(keep_nl, nl, torch.zeros_like(nl))
-        if bool(in_selpl.any()):
+        if self.selpl_after is not None:
             pl = w * F.cross_entropy(z, targets.long(), reduction="none")
             loss = torch.where(in_selpl, torch.where(keep_pl, pl, torch.zeros_like(pl)), loss)
         return loss

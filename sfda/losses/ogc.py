@@ -155,17 +155,23 @@ class OGCLoss(Loss):
         self.p_star = P_MIN
         self.calls = 0
         self.updates = 0
-        self._queue = np.zeros(int(self.queue_size), dtype=np.float64)
+        # the FIFO queue of H = -log p_y lives on the loss's device (copied to the host only for the fit)
+        self.queue = torch.zeros(int(self.queue_size))
         self._filled = 0
         self._pos = 0
 
     def get_extra_state(self):
-        return {"p_star": self.p_star, "calls": self.calls, "updates": self.updates, "queue": self._queue.copy(),
+        return {"p_star": self.p_star, "calls": self.calls, "updates": self.updates, "queue": self.queue.clone(),
                 "filled": self._filled, "pos": self._pos}
 
     def set_extra_state(self, state):
         self.p_star, self.calls, self.updates = state["p_star"], state["calls"], state["updates"]
-        self._queue, self._filled, self._pos = np.array(state["queue"], dtype=np.float64), state["filled"], state["pos"]
+        self.queue, self._filled, self._pos = state["queue"].clone(), state["filled"], state["pos"]
+
+    @property
+    def _queue(self) -> np.ndarray:
+        """The queue's values on the host (float64), in no particular order."""
+        return self.queue.detach().double().cpu().numpy()
 
     @property
     def target_ratio(self) -> float:
@@ -182,14 +188,16 @@ class OGCLoss(Loss):
             return -torch.exp(float(self.gamma) * torch.log1p(-torch.exp(lp_y))) * lp_y
         return -torch.expm1(float(self.q) * lp_y) / float(self.q)
 
-    def push(self, h: np.ndarray) -> None:
-        """Append H values to the FIFO queue (the oldest are overwritten)."""
-        Q = self._queue.size
-        h = np.asarray(h, dtype=np.float64).ravel()[-Q:]
-        idx = (self._pos + np.arange(h.size)) % Q
-        self._queue[idx] = h
-        self._pos = int((self._pos + h.size) % Q)
-        self._filled = min(Q, self._filled + h.size)
+    def push(self, h: torch.Tensor) -> None:
+        """Append H values to the FIFO queue (the oldest are overwritten); no host synchronisation."""
+        Q = self.queue.numel()
+        h = h.detach().float().reshape(-1)[-Q:]
+        if self.queue.device != h.device:
+            self.queue = self.queue.to(h.device)
+        idx = (self._pos + torch.arange(h.numel(), device=h.device)) % Q
+        self.queue[idx] = h
+        self._pos = int((self._pos + h.numel()) % Q)
+        self._filled = min(Q, self._filled + h.numel())
 
     def update_threshold(self) -> float:
         self.p_star = solve_threshold(self._queue, self.target_ratio, self.base, float(self.gamma), float(self.q),
@@ -206,8 +214,8 @@ class OGCLoss(Loss):
         clipped = 1.0 - self.tau * torch.exp(lp_y) + l_star
         loss = torch.where(torch.exp(lp_c) <= ps, clipped, self._base(lp_c))
         # state: queue of H = -log p_y and the periodic threshold update
-        self.push((-lp_c.detach()).cpu().numpy())
+        self.push(-lp_c.detach())
         self.calls += 1
-        if self._filled >= self._queue.size and self.calls % int(self.interval) == 0:
+        if self._filled >= self.queue.numel() and self.calls % int(self.interval) == 0:
             self.update_threshold()
         return loss

@@ -151,14 +151,14 @@ class TruncatedGCE(Loss):
         if indices is None:
             return lq
         idx = indices.long()
-        self._grow(int(idx.max().item()) + 1, lp_y.device)
+        if self.mask.numel() == 0 or idx.device.type == "cpu" or self.mask.device != idx.device:
+            self._grow(int(idx.max().item()) + 1, lp_y.device)  # sized by update_labels otherwise
         with torch.no_grad():
             v = self.visits[idx]
             scheduled = (v >= self.start_prune) & ((v - self.start_prune) % self.prune_every == 0)
             redo = (scheduled | self.due[idx]) & (v >= self.start_prune)
-            if bool(redo.any()):
-                r = idx[redo]
-                self.mask[r] = (pick(self.record[r], targets[redo]) > self.k).float()
+            fresh = (pick(self.record[idx], targets) > self.k).float()
+            self.mask[idx] = torch.where(redo, fresh, self.mask[idx])
             self.due[idx] = False
             self.record[idx] = torch.softmax(as_float(logits).detach(), dim=1)
             self.visits[idx] += 1

@@ -43,3 +43,10 @@ def test_grid_scripts_list_every_run(tmp_path):
             for c in r.split()[1:]:
                 if c.endswith(".yaml"):
                     assert (PROJECT_ROOT / c).is_file(), c
+
+
+def test_fragments_are_listed_apart_from_complete_configs():
+    from sfda.commands.listing import config_fragments, shipped_configs
+    frags, full = config_fragments(), shipped_configs()
+    assert "office-home/compare/gce" in frags and "digits/compare/ns_ws" in frags
+    assert not any("/compare/" in c for c in full) and "office-home/shot/Ar_Cl" in full

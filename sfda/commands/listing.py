@@ -12,11 +12,24 @@ def _summary(obj) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def shipped_configs():
+FRAGMENT_DIRS = ("compare",)  # folders of partial configs, merged on top of a task config with a second -c
+
+
+def _configs(fragments: bool):
     if not CONFIGS_DIR.is_dir():
         return []
     return sorted(str(p.relative_to(CONFIGS_DIR).with_suffix("")) for p in CONFIGS_DIR.rglob("*.yaml")
-                  if not p.name.startswith("_"))
+                  if not p.name.startswith("_") and (p.parent.name in FRAGMENT_DIRS) == fragments)
+
+
+def shipped_configs():
+    """Complete configs (runnable alone)."""
+    return _configs(False)
+
+
+def config_fragments():
+    """Partial configs (e.g. configs/office-home/compare/gce.yaml) for ``-c TASK.yaml -c FRAGMENT.yaml``."""
+    return _configs(True)
 
 
 def run(a) -> int:
@@ -36,6 +49,15 @@ def run(a) -> int:
         groups.setdefault(head, []).append(tail)
     for head, tails in groups.items():
         print(f"  {head}/: {' '.join(tails)}")
+    frags = config_fragments()
+    if frags:
+        print(f"\nconfig fragments ({len(frags)}; add to a task config: -c TASK.yaml -c FRAGMENT.yaml):")
+        groups = {}
+        for c in frags:
+            head, _, tail = c.rpartition("/")
+            groups.setdefault(head, []).append(tail)
+        for head, tails in groups.items():
+            print(f"  {head}/: {' '.join(tails)}")
     return 0
 
 

@@ -86,3 +86,25 @@ def test_weight_norm_linear_matches_torch_and_deepcopies():
 def test_atomic_save_leaves_no_temporary_file(tmp_path):
     atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
+
+
+def test_offline_imagenet_weights_error_says_what_to_download(monkeypatch, tmp_path):
+    import urllib.error
+
+    import torchvision
+
+    def offline(self, *a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(CheckpointError) as e:
+        _model("resnet18", K=5, pretrained=True)
+    msg = str(e.value)
+    assert "resnet18-f37072fd.pth" in msg and "download.pytorch.org" in msg and "model.weights_path" in msg
+    # a local weights file works instead
+    sd = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(sd, tmp_path / "r18.pth")
+    m = _model("resnet18", K=5, pretrained=True, weights_path=str(tmp_path / "r18.pth"))
+    assert torch.equal(m.netF.conv1.weight, sd["conv1.weight"])
+    with pytest.raises(CheckpointError, match="not found"):
+        _model("resnet18", K=5, weights_path=str(tmp_path / "none.pth"))

@@ -201,3 +201,34 @@ def test_simple_weighters():
     assert conf[0] > conf[1] and conf[1] == pytest.approx(1 / 3)
     assert ent[0] > ent[1] and ent[1] == pytest.approx(torch.exp(torch.tensor(-1.0)).item(), abs=1e-5)
     assert lab[1] == pytest.approx(1 / 3)
+
+
+def test_plot_figures_from_saved_scores(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from sfda.cli import main
+    from sfda.results.plots import pearson
+
+    torch.manual_seed(0)
+    t = torch.randint(0, 5, (400,))
+    s = 0.5 + 0.2 * t.float() + 0.05 * torch.randn(400)  # class k scores rise with k
+    torch.save({"last": {"epoch": 3, "indices": torch.arange(400), "targets": t, "scores": s,
+                         "weights": 0.6 + s, "sigma": 0.6, "rho": 1.0, "m": 4}}, tmp_path / "ns_scores.pt")
+    (tmp_path / "metrics.json").write_text(json.dumps({"per_class_accuracy": [10.0, 30.0, 50.0, 70.0, 90.0]}))
+    assert main(["plot", str(tmp_path)]) == 0
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["ns_class_boxplot.png", "ns_class_vs_accuracy.png", "ns_class_vs_size.png", "ns_sorted_weights.png"]
+    for n in names:
+        with Image.open(tmp_path / "plots" / n) as im:
+            assert im.size[0] > 300 and im.size[1] > 200
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_plot_needs_an_ns_run(tmp_path, capsys):
+    from sfda.cli import main
+
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "weighting.name=ns" in capsys.readouterr().err

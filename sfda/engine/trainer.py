@@ -160,47 +160,52 @@ class Trainer:
         sums: Dict[str, float] = {}
         n = 0
         loader = self.train_loader(epoch)
-        dev_type = self.device.type
         for x, y, idx in progress(loader, desc=f"epoch {epoch + 1}/{self.epochs}", mode=self.show):
             if x.shape[0] < 2:  # BatchNorm cannot train on one sample (SHOT skips such batches too)
                 continue
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             idx = idx.to(self.device, non_blocking=True)
-            set_lr(optimizer, o.lr, lr_factor(o, iteration, self.total_iters, self.iters_per_epoch))
-            info = StepInfo(epoch, self.epochs, iteration, self.total_iters)
-            with torch.autocast(device_type=dev_type, dtype=self.amp_dtype, enabled=self.use_amp):
-                out = self.method.training_step(Batch(x, y, idx), info)
-                loss = out.loss
-                if out.per_sample is not None:
-                    if self.weighter is not None:
-                        w = self.weighter(WeightInput(
-                            self.model, out.weight_images if out.weight_images is not None else x, out.targets,
-                            out.logits.detach() if out.logits is not None else None, idx, epoch, info.progress))
-                        loss = loss + self.weighter.reduce(w, out.per_sample.float())
-                    else:
-                        loss = loss + out.per_sample.float().mean()
-            if not torch.is_tensor(loss) or not loss.requires_grad:
-                iteration += 1
-                continue
-            if not torch.isfinite(loss):
-                raise SfdaError(f"the loss became {loss.item()} at epoch {epoch + 1}, iteration {iteration + 1}; "
-                                "lower optim.lr or check the loss settings")
-            optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if o.grad_clip > 0:
-                self.scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
-            self.scaler.step(optimizer)
-            self.scaler.update()
+            out = self.train_step(x, y, idx, optimizer, StepInfo(epoch, self.epochs, iteration, self.total_iters))
             iteration += 1
+            if out is None:
+                continue
             n += 1
-            sums["loss"] = sums.get("loss", 0.0) + loss.item()
-            for k, v in out.logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-        logs = {k: v / max(n, 1) for k, v in sums.items()}
+            for k, v in out.items():  # tensors stay on the device: no synchronisation per step
+                sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
+        logs = {k: float(v) / max(n, 1) for k, v in sums.items()}
         logs["lr"] = o.lr * lr_factor(o, max(iteration - 1, 0), self.total_iters, self.iters_per_epoch)
         return logs, iteration
+
+    def train_step(self, x, y, idx, optimizer, info: StepInfo) -> Optional[Dict[str, object]]:
+        """One optimisation step on a batch already on the device; returns the step's logs (floats or
+        detached tensors; None if the method produced no trainable loss)."""
+        o = self.cfg.optim
+        set_lr(optimizer, o.lr, lr_factor(o, info.iteration, self.total_iters, self.iters_per_epoch))
+        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            out = self.method.training_step(Batch(x, y, idx), info)
+            loss = out.loss
+            if out.per_sample is not None:
+                if self.weighter is not None:
+                    w = self.weighter(WeightInput(
+                        self.model, out.weight_images if out.weight_images is not None else x, out.targets,
+                        out.logits.detach() if out.logits is not None else None, idx, info.epoch, info.progress))
+                    loss = loss + self.weighter.reduce(w, out.per_sample.float())
+                else:
+                    loss = loss + out.per_sample.float().mean()
+        if not torch.is_tensor(loss) or not loss.requires_grad:
+            return None
+        if not torch.isfinite(loss):
+            raise SfdaError(f"the loss became {loss.item()} at epoch {info.epoch + 1}, iteration {info.iteration + 1}; "
+                            "lower optim.lr or check the loss settings")
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if o.grad_clip > 0:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        return {"loss": loss.detach(), **out.logs}
 
     def _report(self, boundary: dict, after: dict) -> None:
         e = after["epoch"]

@@ -52,7 +52,7 @@ class StepOutput:
     targets: Optional[torch.Tensor] = None           # labels of per_sample (what a weighter scores)
     logits: Optional[torch.Tensor] = None            # the batch's logits (detached by the trainer for weighters)
     weight_images: Optional[torch.Tensor] = None     # images a weighter scores, if not the batch images
-    logs: Dict[str, float] = field(default_factory=dict)
+    logs: Dict[str, object] = field(default_factory=dict)  # floats or detached tensors (averaged per epoch)
 
 
 class Method:

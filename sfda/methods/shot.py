@@ -60,14 +60,14 @@ class SHOT(Method):
         logits = self.model(batch.images)
         probs = torch.softmax(logits.float(), dim=1)
         loss = self.ent_par * im_loss(probs, self.epsilon, self.gent) if self.ent_par > 0 else 0.0
-        out = StepOutput(loss=loss, logits=logits, logs={"loss_im": float(loss.detach()) if torch.is_tensor(loss) else loss})
+        out = StepOutput(loss=loss, logits=logits, logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss})
         if self.uses_labels and info.epoch >= self.pl_warmup_epochs:
             targets = self.pseudo[batch.indices]
             per_sample = self.criterion(logits, targets, batch.indices)
             out.per_sample = self.cls_par * per_sample
             out.targets = targets
             out.loss = out.loss + self.criterion.penalty(self.model)
-            out.logs["loss_pl"] = per_sample.mean().item()
+            out.logs["loss_pl"] = per_sample.detach().mean()
         return out
 
     def sampler_labels(self):

@@ -1,0 +1,161 @@
+#!/usr/bin/env python
+"""Cost of NS: time per training epoch and peak memory with and without NS, measured in one run on the
+same model and data, through the trainer's own step (``Trainer.train_step``: SHOT's IM + pseudo-label
+loss, backward, SGD step). Data loading is left out (batches are generated in memory), so the ratio is
+the compute cost of NS, the honest worst case.
+
+    python benchmarks/ns_overhead.py                 # CPU: SHOT's digit LeNet, batch 64, 28x28
+    python benchmarks/ns_overhead.py --device cuda   # GPU: ResNet-50, batch 64, 224x224, synthetic images
+
+Variants alternate epoch by epoch (after warm-up) and the median epoch time of each is compared. Peak
+memory: CUDA max_memory_allocated per variant; on the CPU, the peak resident memory of a child process
+per variant. The last line reads ``time_ratio=X.XX memory_ratio=Y.YY device=NAME``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sfda.config import config_from_dict  # noqa: E402
+from sfda.engine.trainer import Trainer  # noqa: E402
+from sfda.methods.base import StepInfo  # noqa: E402
+from sfda.models.network import build_model  # noqa: E402
+from sfda.registry import METHODS  # noqa: E402
+from sfda.weighting import build_weighter  # noqa: E402
+
+PRESETS = {
+    "cpu": {"backbone": "lenet", "params": {"hidden": 500}, "size": 28, "channels": 1, "classes": 10, "batch": 64, "iters": 70},
+    "cuda": {"backbone": "resnet50", "params": {}, "size": 224, "channels": 3, "classes": 65, "batch": 64, "iters": 40},
+}
+
+
+class _FakeSet:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
+def build(device: str, preset: dict, ns: bool, amp: bool, ns_amp: bool):
+    cfg = config_from_dict({
+        "device": device, "seed": 0,
+        "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
+        "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
+        "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
+        "method": {"name": "shot", "cls_par": 0.3},
+        "weighting": {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "save_scores": False} if ns else {"name": "none"},
+        "log": {"tensorboard": False, "progress": "none"},
+    })
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device)
+    method = METHODS.get("shot")(model, preset["classes"], dict(cfg.method), cfg)
+    method.setup(None, device)
+    n = preset["batch"] * preset["iters"]
+    method.pseudo = torch.randint(0, preset["classes"], (n,), device=device)
+    trainer = Trainer(cfg, method, _FakeSet(n), None, device, _NullLog(), Path("."), build_weighter(cfg, preset["classes"]))
+    from sfda.engine.optim import build_optimizer
+    return trainer, build_optimizer(method.param_groups(), cfg.optim)
+
+
+class _NullLog:
+    def info(self, *a):
+        pass
+
+    def scalars(self, *a, **k):
+        pass
+
+
+def batches(device, preset):
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for i in range(preset["iters"]):
+        x = torch.randn(preset["batch"], preset["channels"], preset["size"], preset["size"], generator=g).to(device)
+        idx = torch.arange(i * preset["batch"], (i + 1) * preset["batch"], device=device)
+        out.append((x, torch.zeros(preset["batch"], dtype=torch.long, device=device), idx))
+    return out
+
+
+def epoch_time(trainer, opt, data, device) -> float:
+    trainer.method.train_mode()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for it, (x, y, idx) in enumerate(data):
+        trainer.train_step(x, y, idx, opt, StepInfo(0, 1, it, len(data)))
+    sync()
+    return time.perf_counter() - t0
+
+
+def child(args) -> None:
+    """One variant in a fresh process: report its peak resident memory (CPU memory ratio)."""
+    preset = PRESETS["cpu"]
+    trainer, opt = build("cpu", preset, args.child == "ns", False, False)
+    data = batches("cpu", preset)
+    epoch_time(trainer, opt, data, "cpu")
+    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=5, help="timed epochs per variant (alternating)")
+    ap.add_argument("--amp", action="store_true", help="mixed precision for the training step too (CUDA)")
+    ap.add_argument("--no-ns-amp", action="store_true", help="run the composite pass in float32")
+    ap.add_argument("--iters", type=int, default=None, help="iterations per epoch (default: preset)")
+    ap.add_argument("--child", choices=["none", "ns"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    dev = args.device
+    preset = dict(PRESETS["cuda" if dev.startswith("cuda") else "cpu"])
+    if args.iters:
+        preset["iters"] = args.iters
+    if dev.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+    runs = {v: build(dev, preset, v == "ns", args.amp, not args.no_ns_amp) for v in ("none", "ns")}
+    data = batches(dev, preset)
+    for v in runs:  # warm-up (cudnn autotuning, allocator)
+        epoch_time(*runs[v], data[: max(3, len(data) // 4)], dev)
+    times = {"none": [], "ns": []}
+    peak = {}
+    for r in range(args.repeats):
+        for v in (("none", "ns") if r % 2 == 0 else ("ns", "none")):
+            if dev.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            times[v].append(epoch_time(*runs[v], data, dev))
+            if dev.startswith("cuda"):
+                peak[v] = max(peak.get(v, 0), torch.cuda.max_memory_allocated())
+    med = {v: statistics.median(t) for v, t in times.items()}
+    if dev.startswith("cuda"):
+        mem_ratio = peak["ns"] / peak["none"]
+        name = torch.cuda.get_device_name(torch.device(dev))
+    else:
+        rss = {}
+        for v in ("none", "ns"):
+            out = subprocess.run([sys.executable, __file__, "--child", v], capture_output=True, text=True, check=True)
+            rss[v] = json.loads(out.stdout.strip().splitlines()[-1])["maxrss_kb"]
+        peak = {k: v * 1024 for k, v in rss.items()}
+        mem_ratio = rss["ns"] / rss["none"]
+        import platform
+        name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    print(f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
+          f"{preset['iters']} iterations per epoch, {args.repeats} timed epochs per variant")
+    for v in ("none", "ns"):
+        print(f"  {v:>4}: median epoch {med[v]:.3f} s (all: {', '.join(f'{t:.3f}' for t in times[v])}), "
+              f"peak memory {peak[v] / 2**20:.1f} MiB")
+    print(f"time_ratio={med['ns'] / med['none']:.2f} memory_ratio={mem_ratio:.2f} device={name.replace(' ', '_')}")
+
+
+if __name__ == "__main__":
+    main()

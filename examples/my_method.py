@@ -46,5 +46,5 @@ class EntMinPL(Method):
             per_sample=self.pl_par * ce,                 # weighted per sample by the configured weighter
             targets=pseudo,                              # what the weighter scores (NS: the pseudo-label)
             logits=logits,
-            logs={"entropy": entropy.item(), "loss_pl": ce.mean().item()},
+            logs={"entropy": entropy.detach(), "loss_pl": ce.detach().mean()},
         )

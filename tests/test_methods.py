@@ -295,11 +295,12 @@ def test_method_with_ns_weights(two_domains, source, tmp_path, method, extra):
     assert m["accuracy"] > m["source_only_accuracy"]
 
 
-def test_memory_bank_method_needs_the_target_as_evaluation_set():
-    m = NRC(FeatureModel(torch.eye(2, 3)), 3, {}, None)
+@pytest.mark.parametrize("cls", [NRC, CoWA])
+def test_methods_indexing_the_target_need_it_as_evaluation_set(cls):
+    m = cls(FeatureModel(torch.eye(2, 3)), 3, {}, None)
     m.setup(list(range(6)), "cpu")
     from sfda.engine.evaluate import Inference
-    with pytest.raises(SfdaError, match="evaluation set has 5 images"):
+    with pytest.raises(SfdaError, match="evaluation set has 5 images but the training set 6"):
         m.on_boundary(0, Inference(torch.randn(5, 2), torch.randn(5, 3), torch.zeros(5, dtype=torch.long)))
 
 

@@ -61,4 +61,4 @@ class AaD(NeighbourhoodMethod):
         disp = dispersion(probs)
         lam = self.dispersion_weight(info)
         return StepOutput(loss=lam * disp, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
-                          logits=logits, logs={"loss_attract": per_sample.mean().item(), "loss_disperse": disp.item()})
+                          logits=logits, logs={"loss_attract": per_sample.detach().mean(), "loss_disperse": disp.detach()})

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.evaluate import Inference
-from ..errors import ConfigError
+from ..errors import ConfigError, SfdaError
 from ..registry import METHODS
 from .base import Batch, Method, StepInfo, StepOutput, freeze
 
@@ -166,6 +166,7 @@ class CoWA(Method):
             raise ConfigError(f"method.em_rounds must be >= 0, got {self.em_rounds}")
         if self.freeze_classifier:
             freeze(self.model.netC)
+        self.train_size = len(train_set)
         self.pseudo = None
         self.weights = None
 
@@ -175,6 +176,9 @@ class CoWA(Method):
             self.model.netC.eval()
 
     def on_boundary(self, epoch: int, inference: Inference):
+        if inference.features.shape[0] != self.train_size:
+            raise SfdaError(f"the evaluation set has {inference.features.shape[0]} images but the training set "
+                            f"{self.train_size}: CoWA's pseudo-labels need both to be the same target images")
         g = gmm_pseudo_labels(inference.features, inference.probs, epsilon=self.epsilon, em_rounds=self.em_rounds)
         self.pseudo = g.labels
         self.weights = g.coefficient(self.coeff)
@@ -202,7 +206,7 @@ class CoWA(Method):
         # The weighter scores the real images with their pseudo-labels; the logits are of mixed images, so none
         # are handed over (a logit-based weighter recomputes them on the real images).
         return StepOutput(per_sample=self.cls_par * per_sample, targets=y, weight_images=x,
-                          logs={"loss_mix": mixed.mean().item()})
+                          logs={"loss_mix": mixed.detach().mean()})
 
     def sampler_labels(self):
         return self.pseudo

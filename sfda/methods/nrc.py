@@ -86,5 +86,5 @@ class NRC(NeighbourhoodMethod):
         per_sample = nrc_per_sample(probs, self.bank.scores[near], a_near, self.bank.scores[expanded], a_expanded)
         div = diversity(probs, self.epsilon)
         return StepOutput(loss=self.div_par * div, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
-                          logits=logits, logs={"loss_nrc": per_sample.mean().item(), "loss_div": div.item(),
-                                               "reciprocal": a_near.eq(1).float().mean().item()})
+                          logits=logits, logs={"loss_nrc": per_sample.detach().mean(), "loss_div": div.detach(),
+                                               "reciprocal": a_near.eq(1).float().mean()})

@@ -87,7 +87,8 @@ def _search(queries: torch.Tensor, base: torch.Tensor, k: int, backend: str) -> 
             D, I = fs.knn_gpu(_gpu_resources(), queries.contiguous(), base.contiguous(), k,
                               metric=fs.METRIC_INNER_PRODUCT)
         return D, I.long()
-    D, I = fs.knn(queries.detach().cpu().numpy(), base.detach().cpu().numpy(), k, metric=fs.METRIC_INNER_PRODUCT)
+    D, I = fs.knn(queries.detach().cpu().contiguous().numpy(), base.detach().cpu().contiguous().numpy(), k,
+                  metric=fs.METRIC_INNER_PRODUCT)
     return torch.from_numpy(D).to(queries.device), torch.from_numpy(I).long().to(queries.device)
 
 

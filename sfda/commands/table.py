@@ -4,16 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SfdaError
-from ..results.table import collect, render
+from ..results.table import collect, render, select_runs
 
 
 def run(a) -> int:
     root = Path(a.runs)
     if not root.is_dir():
         raise SfdaError(f"runs folder '{root}' not found")
-    runs = collect(root)
-    if a.stage:
-        runs = [r for r in runs if r.get("stage") == a.stage]
+    runs = select_runs(collect(root), a.stage)
     text = render(runs, a.benchmark, paper=not a.no_paper, std=not a.no_std)
     print(text)
     if a.out:
@@ -26,8 +24,9 @@ def register(sub):
     p = sub.add_parser("table", help="Markdown tables (tasks x methods, mean ± std over seeds) with published numbers beside ours.")
     p.add_argument("runs", help="folder searched recursively for metrics.json")
     p.add_argument("--benchmark", help="only this benchmark")
-    p.add_argument("--stage", choices=["source", "adapt"], default="adapt",
-                   help="which runs to tabulate (default: adapt; 'source' for supervised single-domain runs)")
+    p.add_argument("--stage", choices=["source", "adapt"], default=None,
+                   help="which runs to tabulate (default: adaptation runs, plus the source-stage runs of the "
+                        "supervised single-domain benchmarks: cifar, cifar-lt, imagenet, emotion)")
     p.add_argument("--no-paper", action="store_true", help="leave out the published rows")
     p.add_argument("--no-std", action="store_true", help="means only")
     p.add_argument("--out", help="also write the table to this file")

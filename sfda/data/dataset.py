@@ -26,6 +26,11 @@ log = logging.getLogger("sfda")
 _CACHE: Dict[Tuple[str, str, str], np.ndarray] = {}
 
 
+def clear_cache() -> None:
+    """Free every cached image array (called when a stage ends)."""
+    _CACHE.clear()
+
+
 def _open(path: Path, mode: str) -> Image.Image:
     with Image.open(path) as im:
         return im.convert(mode)

@@ -16,12 +16,13 @@ from typing import Tuple
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..paths import resolve_path
-from ..registry import DATASETS
+from ..registry import DATASETS, suggest
 from .dataset import ImageList
 from .lists import read_list
 from .transforms import build_transform
+from .verify import missing_list_hint
 
 
 def data_root(cfg) -> Path:
@@ -37,6 +38,22 @@ def data_root(cfg) -> Path:
     raise DataError("no image root: set data.root=DIR on the command line or in the config, "
                     f"or export SFDA_DATA=DIR (images are then read from $SFDA_DATA/{d.dataset_dir}; "
                     f"without SFDA_DATA, ./data/{d.dataset_dir} is used if it exists)")
+
+
+def check_params(cfg, fmt: str, allowed: dict) -> dict:
+    """``data.params`` of a provider: unknown keys and wrong types stop with one line naming the key."""
+    out = dict(allowed)
+    for k, v in dict(cfg.data.params).items():
+        if k not in allowed:
+            raise ConfigError(f"unknown key 'data.params.{k}' for data.format '{fmt}'{suggest(k, allowed)}; "
+                              f"valid keys: {', '.join(allowed)}")
+        d = allowed[k]
+        ok = isinstance(v, bool) if isinstance(d, bool) else (
+            isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(d, (int, float)) else isinstance(v, type(d)))
+        if not ok:
+            raise ConfigError(f"data.params.{k} must be {type(d).__name__} (like {d!r}), got {v!r}")
+        out[k] = v
+    return out
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[list, list]:
@@ -67,6 +84,8 @@ class ListProvider:
         return self._root
 
     def list_file(self, name: str) -> Path:
+        """``lists_dir/<name>.txt`` (or SHOT's ``<name>_list.txt``), else ``<data root>/lists/<name>.txt``, where
+        ``sfda lists make`` writes by default (VisDA-C's train list is made by the user)."""
         if not name:
             raise DataError("no domain given: set data.source (and data.target for adaptation)")
         p = self.lists_dir / f"{name}.txt"
@@ -74,6 +93,12 @@ class ListProvider:
             alt = self.lists_dir / f"{name}_list.txt"  # SHOT's naming
             if alt.exists():
                 return alt
+            try:
+                in_root = self.root / "lists" / f"{name}.txt"
+            except DataError:  # no data root configured: report the lists_dir path
+                return p
+            if in_root.exists():
+                return in_root
         return p
 
     def _dataset(self, name: str, entries, train: bool) -> ImageList:
@@ -83,7 +108,16 @@ class ListProvider:
                          cache_key=self.tf.key if d.cache_images else None)
 
     def entries(self, name: str):
-        return read_list(self.list_file(name), self.num_classes)
+        f = self.list_file(name)
+        if not f.exists():
+            try:
+                root = str(self.root)
+            except DataError:
+                root = None
+            hint = missing_list_hint(self.cfg.benchmark, name, root)
+            if hint:
+                raise DataError(f"data list '{f}' not found: {hint}")
+        return read_list(f, self.num_classes)
 
     def domain(self, name: str, train: bool):
         return self._dataset(name, self.entries(name), train)

@@ -3,7 +3,7 @@ when ``data.cache_images`` is on) followed by ``train`` (augmenting) or ``test``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from torchvision import transforms as T
 
@@ -16,7 +16,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass
 class TransformSpec:
     mode: str              # PIL mode images are converted to: RGB or L
-    pre: Callable          # deterministic, gives a fixed-size PIL image
+    pre: Optional[Callable]  # deterministic, gives a fixed-size PIL image (None: no fixed-size step, no cache)
     train: Callable
     test: Callable
     key: str               # identifies `pre` for the image cache
@@ -57,6 +57,19 @@ def cifar(**_) -> TransformSpec:
         mode="RGB", pre=T.Resize((32, 32)),
         train=T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), norm]),
         test=T.Compose([T.ToTensor(), norm]), key="cifar32")
+
+
+@TRANSFORMS.register("imagenet_rrc")
+def imagenet_rrc(resize_size: int = 256, crop_size: int = 224, **_) -> TransformSpec:
+    """ImageNet training from scratch: RandomResizedCrop + flip / resize of the short side + centre crop."""
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    return TransformSpec(
+        mode="RGB",
+        pre=None,
+        train=T.Compose([T.RandomResizedCrop(crop_size), T.RandomHorizontalFlip(), T.ToTensor(), norm]),
+        test=T.Compose([T.Resize(resize_size), T.CenterCrop(crop_size), T.ToTensor(), norm]),
+        key=f"imagenet_rrc{resize_size}",
+    )
 
 
 def build_transform(cfg) -> TransformSpec:

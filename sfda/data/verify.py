@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from PIL import Image
 
+from ..paths import LISTS_DIR
 from .lists import IMAGE_EXTENSIONS, read_list
 
 # official list sizes (see data_lists/README.md)
@@ -17,6 +18,21 @@ KNOWN_COUNTS = {
     "visda-c": {"validation": 55388, "train": 152397},
     "domainnet-126": {"clipart": 18522, "painting": 30041, "real": 69621, "sketch": 24146},
 }
+
+
+# lists that are not shipped and must be made from the user's copy of the dataset
+MAKE_LIST_HINTS = {
+    ("visda-c", "train"): (
+        "VisDA-C's synthetic training list (152,397 images) is not shipped; make it from your copy with "
+        "`sfda lists make --root {root} --domains train --classes-from {lists}/visda-c/validation.txt` "
+        "({root} holds train/<class>/*.png; the list goes to {root}/lists/train.txt, where the configs find it)"),
+}
+
+
+def missing_list_hint(benchmark: str, name: str, root: Optional[str] = None) -> str:
+    """How to make a list that is not shipped ('' if there is no specific advice)."""
+    hint = MAKE_LIST_HINTS.get((benchmark, name), "")
+    return hint.format(root=root or "ROOT", lists=LISTS_DIR)
 
 
 def _norm(name: str) -> str:

@@ -18,6 +18,7 @@ import torch
 
 from .. import __version__
 from ..config import Cfg, dump_config, load_config
+from ..data.dataset import clear_cache
 from ..data.providers import build_provider
 from ..errors import ConfigError, SfdaError
 from ..models.checkpoint import has_fbc, load_fbc, save_fbc
@@ -126,6 +127,7 @@ def run_stage(cfg, *, force: bool = False, restart: bool = False, stop_after_epo
         runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
         return _run(cfg, mcls, out, runlog, stop_after_epoch, t0)
     finally:
+        clear_cache()
         runlog.close()
 
 
@@ -199,6 +201,8 @@ def _other_domains(cfg, provider, model, device, trainer, runlog) -> dict:
         m = classification_metrics(inf.logits.argmax(1), inf.labels, provider.num_classes)
         res[d] = m[cfg.eval.metric]
         runlog.info(f"source only {cfg.data.source} -> {d}: {cfg.eval.metric} {res[d]:.2f}")
+        del ds, loader
+        clear_cache()
     return res
 
 

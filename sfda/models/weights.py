@@ -50,7 +50,9 @@ def load_into(module: torch.nn.Module, state: dict, what: str, ignore_prefixes=(
     """Load backbone weights, ignoring the ImageNet head; report missing keys clearly."""
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own}
-    missing = [k for k in own if k not in usable]
+    # checkpoints saved before PyTorch 0.4.1 (e.g. torchvision's DenseNet) have no BatchNorm counters;
+    # load_state_dict fills them in
+    missing = [k for k in own if k not in usable and not k.endswith("num_batches_tracked")]
     if missing:
         raise CheckpointError(f"{what} does not fit this backbone: {len(missing)} missing key(s), e.g. '{missing[0]}'")
     for k, v in usable.items():

@@ -1,7 +1,9 @@
 """Published numbers shown by ``sfda table`` beside ours (accuracy in %, mean of the papers' seeds).
 
 Each benchmark has its task order and a list of rows ``(label, source, values)`` where ``values`` maps a
-task to its number; "avg" is the published average. A row is printed under our row of the same label
+task to its number; "avg" is the published average. Supervised single-domain benchmarks (CIFAR, CIFAR-LT,
+ImageNet-1K, visual emotion) have ``layout: "single"`` (datasets or imbalance factors as columns, backbones
+or methods as rows, no average) and may give ``display`` names for their task columns. A row is printed under our row of the same label
 (case and spaces ignored), so configs set ``label`` to the paper's row name.
 """
 from __future__ import annotations
@@ -20,6 +22,14 @@ def _row(label, source, values, avg=None, tasks=OH_TASKS):
 
 SHOT_RESULTS = "SHOT results.md"
 NS_PAPER = "NS paper, Table IV"
+NS_TABLE_I = "NS paper, Table I"
+NS_TABLE_II = "NS paper, Table II"
+NS_TABLE_III = "NS paper, Table III"
+NS_TABLE_V = "NS paper, Table V"
+
+CIFAR_TASKS = ["cifar10", "cifar100"]
+LT_TASKS = [f"{d}-lt-{imb}" for d in ("cifar10", "cifar100") for imb in (200, 100, 50, 10)]
+EMO_TASKS = ["twitter1", "twitter2", "flickr", "instagram", "fi", "emoset"]
 
 PAPER = {
     "office-home": {
@@ -73,7 +83,74 @@ PAPER = {
     },
     "digits-offline": {"tasks": ["mnist5k_uci", "uci_mnist5k"], "rows": []},
     "domainnet-126": {"tasks": DN_TASKS, "rows": []},
+    # single-domain supervised benchmarks (layout "single": datasets or imbalance factors as columns, no average)
+    "cifar": {
+        "layout": "single",
+        "tasks": CIFAR_TASKS,
+        "display": {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"},
+        "rows": [_row(label, NS_TABLE_II, vals, None, CIFAR_TASKS) for label, vals in (
+            ("AlexNet", [77.4, 43.8]), ("AlexNet+NS-WS", [78.6, 46.0]),
+            ("VGG-19", [93.4, 71.7]), ("VGG-19+NS-WS", [93.8, 72.6]),
+            ("ResNet-110", [92.8, 70.3]), ("ResNet-110+NS-WS", [93.9, 72.1]),
+            ("ResNeXt-29", [95.9, 81.4]), ("ResNeXt-29+NS-WS", [96.2, 82.3]),
+        )],
+    },
+    "cifar-lt": {
+        "layout": "single",
+        "tasks": LT_TASKS,
+        "display": {t: f"LT-{t.split('-')[0][5:]} ×{t.rsplit('-', 1)[1]}" for t in LT_TASKS},
+        "rows": [_row(label, NS_TABLE_V, vals, None, LT_TASKS) for label, vals in (
+            ("Baseline", [64.0, 69.5, 72.7, 86.7, 33.6, 38.4, 42.1, 53.8]),
+            ("Focal", [60.2, 69.5, 73.4, 86.9, 33.6, 37.6, 43.6, 55.4]),
+            ("GCE", [46.3, 60.3, 63.8, 86.2, 18.6, 21.8, 25.3, 36.8]),
+            ("LS", [62.5, 70.3, 74.8, 86.8, 32.9, 37.8, 42.9, 56.0]),
+            ("NLNL", [33.0, 35.1, 39.0, 52.6, 1.9, 1.6, 1.6, 2.2]),
+            ("SCE", [59.3, 66.2, 74.4, 10.0, 1.0, 31.0, 36.3, 53.6]),
+            ("APL", [29.9, 30.8, 31.3, 52.6, 6.9, 9.2, 11.3, 15.1]),
+            ("LOW", [63.0, 70.3, 74.4, 87.0, 33.2, 38.9, 43.1, 56.2]),
+            ("PolyLoss", [59.4, 69.7, 74.5, 86.6, 34.2, 39.6, 42.9, 56.0]),
+            ("ANL", [53.1, 67.5, 74.8, 85.3, 15.7, 17.2, 18.6, 28.7]),
+            ("AUL", [28.4, 28.4, 35.4, 45.4, 3.7, 3.6, 5.2, 4.5]),
+            ("CE+MAE", [53.4, 61.4, 65.2, 86.1, 26.0, 30.2, 34.9, 48.8]),
+            ("CE+OGC", [42.0, 43.9, 44.2, 77.1, 24.3, 27.2, 36.3, 45.9]),
+            ("CBS", [61.0, 68.5, 75.1, 86.6, 26.8, 30.5, 38.5, 53.9]),
+            ("SRS", [61.6, 69.9, 75.2, 86.5, 32.2, 37.4, 41.6, 55.1]),
+            ("PBS", [63.6, 68.7, 75.2, 86.8, 28.7, 31.4, 38.3, 54.6]),
+            ("NS-LF", [65.9, 71.2, 75.3, 87.3, 35.4, 39.7, 43.9, 56.4]),
+        )],
+    },
+    "imagenet": {
+        "layout": "single",
+        "tasks": ["imagenet"],
+        "display": {"imagenet": "ImageNet-1K"},
+        # Table I columns Basic, LF-2, WS-2, LF-4, WS-4; the shipped NS configs are WS-4
+        "rows": [_row(label, NS_TABLE_I, [v], None, ["imagenet"]) for net, vals in (
+            ("ResNet-18", [68.4, 68.4, 68.6, 68.4, 68.9]),
+            ("Swin-T", [75.2, 75.4, 75.5, 75.2, 75.7]),
+            ("VMamba-T", [76.7, 76.9, 76.9, 76.8, 77.1]),
+        ) for label, v in zip((net, f"{net}+NS-LF (m=2)", f"{net}+NS-WS (m=2)", f"{net}+NS-LF (m=4)", f"{net}+NS-WS"), vals)],
+    },
+    "emotion": {
+        "layout": "single",
+        "tasks": EMO_TASKS,
+        "display": {"twitter1": "Twitter I", "twitter2": "Twitter II", "flickr": "Flickr", "instagram": "Instagram",
+                    "fi": "FI", "emoset": "EmoSet"},
+        # Table III: (basic, with NS-LF) per dataset
+        "rows": [_row(label, NS_TABLE_III, vals, None, EMO_TASKS) for net, pairs in (
+            ("AlexNet", [(73.8, 75.2), (68.5, 71.0), (83.2, 83.8), (80.6, 81.2), (56.4, 57.9), (67.6, 69.2)]),
+            ("VGG-16", [(75.3, 78.1), (74.3, 74.9), (84.4, 84.6), (82.5, 83.1), (59.7, 61.4), (72.2, 73.9)]),
+            ("ResNet-50", [(81.3, 82.9), (71.0, 74.3), (85.7, 86.4), (84.6, 85.2), (65.8, 67.2), (75.8, 76.3)]),
+            ("DenseNet-121", [(78.9, 79.4), (72.8, 74.0), (85.1, 85.6), (84.0, 85.0), (63.2, 64.4), (74.9, 75.2)]),
+            ("ViT-B/16", [(74.5, 76.4), (72.1, 72.2), (86.2, 86.4), (84.5, 85.3), (65.6, 67.4), (71.3, 71.7)]),
+            ("Swin-T", [(69.3, 69.7), (70.0, 73.1), (83.9, 85.9), (82.3, 82.5), (64.4, 67.0), (76.9, 78.4)]),
+        ) for label, vals in ((net, [p[0] for p in pairs]), (f"{net}+NS-LF", [p[1] for p in pairs]))],
+    },
 }
+
+
+def is_single_domain(benchmark: str) -> bool:
+    """Supervised single-domain benchmarks: their source-stage runs are the results."""
+    return PAPER.get(benchmark, {}).get("layout") == "single"
 
 
 def task_display(task: str) -> str:

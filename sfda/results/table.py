@@ -1,5 +1,10 @@
 """Collect finished runs (``metrics.json``) and render Markdown tables: one per benchmark, methods as rows,
-tasks as columns, mean ± standard deviation over seeds, with the published numbers beside ours."""
+tasks as columns, mean ± standard deviation over seeds, with the published numbers beside ours.
+
+Domain-adaptation benchmarks tabulate adaptation runs (with a source-only row and an average column);
+supervised single-domain benchmarks (``layout: "single"`` in :mod:`sfda.results.paper`: CIFAR, CIFAR-LT,
+ImageNet-1K, visual emotion) tabulate their source-stage runs: test accuracy with datasets or imbalance
+factors as columns and backbones or methods as rows, without an average column."""
 from __future__ import annotations
 
 import json
@@ -8,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from .paper import PAPER, task_display
+from .paper import PAPER, is_single_domain, task_display
 
 
 def collect(root: Path) -> List[dict]:
@@ -22,6 +27,14 @@ def collect(root: Path) -> List[dict]:
             m["_dir"] = str(f.parent)
             runs.append(m)
     return runs
+
+
+def select_runs(runs: List[dict], stage: Optional[str] = None) -> List[dict]:
+    """Runs of one stage, or (``stage=None``) the results of every benchmark: adaptation runs, plus the
+    source-stage runs of supervised single-domain benchmarks."""
+    if stage:
+        return [r for r in runs if r.get("stage") == stage]
+    return [r for r in runs if r.get("stage") != "source" or is_single_domain(r.get("benchmark") or "")]
 
 
 def _norm(label: str) -> str:
@@ -67,8 +80,10 @@ def render(runs: List[dict], benchmark: Optional[str] = None, paper: bool = True
 
 
 def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool = True) -> str:
-    rows = _table_rows(runs)
     info = PAPER.get(bench, {"tasks": [], "rows": []})
+    if info.get("layout") == "single":
+        return render_single(bench, runs, info, paper, std)
+    rows = _table_rows(runs)
     seen = {t for r in rows.values() for t in r}
     tasks = [t for t in info["tasks"] if t in seen] + sorted(seen - set(info["tasks"]))
     full = [t for t in info["tasks"]] if info["tasks"] else tasks
@@ -102,3 +117,36 @@ def _paper_line(label, source, vals, tasks) -> str:
     cells = [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]
     avg = f"{vals['avg']:.1f}" if "avg" in vals else ""
     return "| " + " | ".join([f"{label} ({source})"] + cells + [avg]) + " |"
+
+
+def render_single(bench: str, runs: List[dict], info: dict, paper: bool = True, std: bool = True) -> str:
+    """A supervised single-domain benchmark: columns are its datasets / imbalance factors (the runs' tasks),
+    rows its backbones or methods (the runs' labels); published rows of the same label follow ours."""
+    rows: Dict[str, Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for m in runs:
+        rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = m.get("score", m.get("accuracy"))
+    seen = {t for r in rows.values() for t in r}
+    tasks = [t for t in info["tasks"] if t in seen] + sorted(seen - set(info["tasks"]))
+    names = info.get("display", {})
+    metric = runs[0].get("metric", "accuracy")
+    seeds = sorted({m["seed"] for m in runs})
+    head = ["method"] + [names.get(t, t) for t in tasks]
+    lines = [f"### {bench} ({metric} on the held-out split, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    paper_rows = info["rows"] if paper else []
+    used = set()
+    for label, per_task in rows.items():
+        cells = [_cell(list(per_task[t].values()), std) if t in per_task else "" for t in tasks]
+        lines.append("| " + " | ".join([f"**{label}** (ours)"] + cells) + " |")
+        for i, (plabel, src, vals) in enumerate(paper_rows):
+            if _norm(plabel) == _norm(label):
+                used.add(i)
+                lines.append(_paper_single(plabel, src, vals, tasks))
+    for i, (plabel, src, vals) in enumerate(paper_rows):
+        if i not in used and any(t in vals for t in tasks):
+            lines.append(_paper_single(plabel, src, vals, tasks))
+    return "\n".join(lines)
+
+
+def _paper_single(label, source, vals, tasks) -> str:
+    return "| " + " | ".join([f"{label} ({source})"] + [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]) + " |"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# NS paper Table II: CIFAR-10/100 with AlexNet, VGG-19, ResNet-110 and ResNeXt-29 (CIFAR forms), each without
+# NS ("base") and with NS-WS ("ns"), for each seed; then the accuracy table (test split, last epoch).
+#
+#   scripts/cifar.sh                                   # everything, seeds 2024 2025 2026 (the paper's)
+#   ARCHS="resnet110" DATASETS="cifar100" SEEDS="2024" scripts/cifar.sh device=cuda:0
+#
+# Environment: SEEDS, DATASETS (cifar10 cifar100), ARCHS (alexnet vgg19 resnet110 resnext29), VARIANTS (base ns),
+# OUT (output_root, default runs), SFDA. Extra arguments are config overrides for every run.
+# Data: torchvision downloads CIFAR into $SFDA_DATA/cifar (or ./data/cifar) on first use.
+# A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-"2024 2025 2026"}
+DATASETS=${DATASETS:-"cifar10 cifar100"}
+ARCHS=${ARCHS:-"alexnet vgg19 resnet110 resnext29"}
+VARIANTS=${VARIANTS:-"base ns"}
+OUT=${OUT:-runs}
+SFDA=${SFDA:-sfda}
+for seed in $SEEDS; do
+  for ds in $DATASETS; do
+    for arch in $ARCHS; do
+      for v in $VARIANTS; do
+        suffix=$([ "$v" = ns ] && echo _ns || echo "")
+        $SFDA run -c "configs/cifar/$ds/$arch$suffix.yaml" "seed=$seed" "output_root=$OUT" "$@"
+      done
+    done
+  done
+done
+$SFDA table "$OUT" --benchmark cifar

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# VisDA-C synthetic -> real (ResNet-101, lr 1e-3, mean per-class accuracy; 10 source epochs).
+# Source models are trained once per source domain and seed (then reused); each method adapts each task for
+# each seed; the results table is printed at the end.
+#
+#   scripts/visda_c.sh                       # SHOT and SHOT+NS-WS, seeds 2019 2020 2021
+#   SEEDS="2020" METHODS="shot" scripts/visda_c.sh
+#   scripts/visda_c.sh data.root=/data/visda-c device=cuda:1     # extra overrides for every run
+#
+# Environment: SEEDS, METHODS (folders under configs/visda-c/), TASKS, OUT (output_root, default runs), SFDA.
+# Data: $SFDA_DATA/visda-c/{train,validation}/<class>/<file>. Make the train list once first:
+#   sfda lists make --root $SFDA_DATA/visda-c --domains train --classes-from data_lists/visda-c/validation.txt
+# A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-"2019 2020 2021"}
+METHODS=${METHODS:-"shot shot_ns"}
+TASKS=${TASKS:-"T_V"}
+OUT=${OUT:-runs}
+SFDA=${SFDA:-sfda}
+for seed in $SEEDS; do
+  for method in $METHODS; do
+    for task in $TASKS; do
+      $SFDA run -c "configs/visda-c/$method/$task.yaml" "seed=$seed" "output_root=$OUT" "$@"
+    done
+  done
+done
+$SFDA table "$OUT" --benchmark visda-c

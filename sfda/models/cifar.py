@@ -1,0 +1,227 @@
+"""CIFAR forms of the networks in the NS paper's supervised experiments (32x32 inputs, trained from scratch).
+
+Each factory returns the network without its last Linear layer, with ``out_features``; the configs set
+``model.bottleneck_dim: 0`` and ``model.classifier: linear``, so ``netB`` is the identity and ``netC`` is the
+network's own final Linear layer.
+
+- ``cifar_alexnet``: the CIFAR AlexNet of bearpaw/pytorch-classification (5 convs, 256-d, no dropout), the
+  recipe the paper's CIFAR schedules come from.
+- ``cifar_vgg19``: VGG-19 with BatchNorm, 512-d (bearpaw's ``vgg19_bn``).
+- ``cifar_resnet``: He et al.'s CIFAR ResNet (6n+2 layers of basic blocks, 16/32/64 channels) with the
+  parameter-free option-A shortcut: ``cifar_resnet32`` (0.46 M parameters, the CIFAR-LT network of
+  Cui et al. / LDAM) and ``cifar_resnet110`` (1.7 M).
+- ``cifar_resnext29``: ResNeXt-29, 8x64d (cardinality 8, widen factor 4; 34.4 M parameters).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..registry import BACKBONES
+from .weights import maybe_load
+
+
+def _kaiming_fan_out(module: nn.Module) -> None:
+    """bearpaw's initialisation: conv weights N(0, sqrt(2 / (k*k*out))), BatchNorm (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+@BACKBONES.register("cifar_alexnet")
+class CifarAlexNet(nn.Module):
+    """AlexNet for 32x32 CIFAR images (bearpaw/pytorch-classification): 5 convs, 256-d features."""
+
+    def __init__(self, pretrained: bool = False, weights_path=None, **_):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+        )
+        self.out_features = 256
+        if weights_path:
+            maybe_load(self, "cifar_alexnet", False, weights_path)
+
+    def forward(self, x):
+        return torch.flatten(self.features(x), 1)
+
+
+VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+
+
+@BACKBONES.register("cifar_vgg19")
+class CifarVGG19(nn.Module):
+    """VGG-19 for 32x32 CIFAR images, with BatchNorm (bearpaw's vgg19_bn): 16 convs, 512-d features."""
+
+    def __init__(self, pretrained: bool = False, weights_path=None, batch_norm: bool = True, **_):
+        super().__init__()
+        layers, c = [], 3
+        for v in VGG19:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+                continue
+            layers.append(nn.Conv2d(c, v, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(v))
+            layers.append(nn.ReLU(inplace=True))
+            c = v
+        self.features = nn.Sequential(*layers)
+        self.out_features = 512
+        _kaiming_fan_out(self)
+        if weights_path:
+            maybe_load(self, "cifar_vgg19", False, weights_path)
+
+    def forward(self, x):
+        return torch.flatten(self.features(x), 1)
+
+
+class _ShortcutA(nn.Module):
+    """Option-A shortcut: subsample by 2 and zero-pad the new channels (no parameters)."""
+
+    def __init__(self, planes: int):
+        super().__init__()
+        self.pad = planes // 4
+
+    def forward(self, x):
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "A"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            if shortcut == "A":
+                self.shortcut = _ShortcutA(planes)
+            else:
+                self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                                              nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+@BACKBONES.register("cifar_resnet")
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet: depth 6n+2, basic blocks with 16/32/64 channels, 64-d features."""
+
+    def __init__(self, pretrained: bool = False, weights_path=None, depth: int = 32, shortcut: str = "A", **_):
+        super().__init__()
+        if (depth - 2) % 6 != 0 or depth < 8:
+            raise ConfigError(f"model.params.depth={depth}: a CIFAR ResNet has depth 6n+2 (20, 32, 44, 56, 110, ...)")
+        if shortcut not in ("A", "B"):
+            raise ConfigError(f"model.params.shortcut must be 'A' (zero-padding) or 'B' (1x1 conv), got '{shortcut}'")
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, in_planes = [], 16
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for s in [stride] + [1] * (n - 1):
+                blocks.append(BasicBlock(in_planes, planes, s, shortcut))
+                in_planes = planes
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.out_features = 64
+        for m in self.modules():  # He et al. / LDAM: kaiming-normal convolutions
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+        if weights_path:
+            maybe_load(self, "cifar_resnet", False, weights_path)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+@BACKBONES.register("cifar_resnet32")
+def cifar_resnet32(pretrained: bool = False, weights_path=None, **params):
+    """CIFAR ResNet-32 (0.46 M parameters), the CIFAR-LT network."""
+    params.setdefault("depth", 32)
+    return CifarResNet(pretrained, weights_path, **params)
+
+
+@BACKBONES.register("cifar_resnet110")
+def cifar_resnet110(pretrained: bool = False, weights_path=None, **params):
+    """CIFAR ResNet-110 (1.7 M parameters)."""
+    params.setdefault("depth", 110)
+    return CifarResNet(pretrained, weights_path, **params)
+
+
+class ResNeXtBottleneck(nn.Module):
+    """1x1 reduce -> grouped 3x3 -> 1x1 expand, with a projection shortcut when the shape changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, cardinality: int, widen_factor: int):
+        super().__init__()
+        d = cardinality * out_channels // widen_factor
+        self.conv_reduce = nn.Conv2d(in_channels, d, 1, bias=False)
+        self.bn_reduce = nn.BatchNorm2d(d)
+        self.conv_conv = nn.Conv2d(d, d, 3, stride=stride, padding=1, groups=cardinality, bias=False)
+        self.bn = nn.BatchNorm2d(d)
+        self.conv_expand = nn.Conv2d(d, out_channels, 1, bias=False)
+        self.bn_expand = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if in_channels != out_channels or stride != 1:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        y = F.relu(self.bn_reduce(self.conv_reduce(x)))
+        y = F.relu(self.bn(self.conv_conv(y)))
+        y = self.bn_expand(self.conv_expand(y))
+        return F.relu(self.shortcut(x) + y)
+
+
+@BACKBONES.register("cifar_resnext29")
+class CifarResNeXt29(nn.Module):
+    """ResNeXt-29 for CIFAR (default 8x64d: cardinality 8, widen factor 4), 1024-d features."""
+
+    def __init__(self, pretrained: bool = False, weights_path=None, cardinality: int = 8, widen_factor: int = 4,
+                 depth: int = 29, **_):
+        super().__init__()
+        if (depth - 2) % 9 != 0:
+            raise ConfigError(f"model.params.depth={depth}: a CIFAR ResNeXt has depth 9n+2 (29 = 3 blocks per stage)")
+        n = (depth - 2) // 9
+        stages = [64, 64 * widen_factor, 128 * widen_factor, 256 * widen_factor]
+        self.conv_1_3x3 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn_1 = nn.BatchNorm2d(64)
+        blocks = []
+        for i, stride in enumerate((1, 2, 2)):
+            stage = [ResNeXtBottleneck(stages[i] if j == 0 else stages[i + 1], stages[i + 1], stride if j == 0 else 1,
+                                       cardinality, widen_factor) for j in range(n)]
+            blocks.append(nn.Sequential(*stage))
+        self.stage_1, self.stage_2, self.stage_3 = blocks
+        self.out_features = stages[3]
+        for m in self.modules():  # ResNeXt.pytorch (prlz77), used by bearpaw: kaiming-normal fan-out convs
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if weights_path:
+            maybe_load(self, "cifar_resnext29", False, weights_path)
+
+    def forward(self, x):
+        x = F.relu(self.bn_1(self.conv_1_3x3(x)))
+        x = self.stage_3(self.stage_2(self.stage_1(x)))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)

@@ -82,10 +82,9 @@ def _search(queries: torch.Tensor, base: torch.Tensor, k: int, backend: str) -> 
         return torch.topk(sims, k, dim=1, largest=True, sorted=True)
     fs = _faiss()
     if backend == "faiss-gpu" and queries.is_cuda:
-        torch.cuda.synchronize(queries.device)
+        res = _gpu_resources()  # imports faiss.contrib.torch_utils first: knn_gpu then takes CUDA tensors
         with torch.cuda.device(queries.device):
-            D, I = fs.knn_gpu(_gpu_resources(), queries.contiguous(), base.contiguous(), k,
-                              metric=fs.METRIC_INNER_PRODUCT)
+            D, I = fs.knn_gpu(res, queries.contiguous(), base.contiguous(), k, metric=fs.METRIC_INNER_PRODUCT)
         return D, I.long()
     D, I = fs.knn(queries.detach().cpu().contiguous().numpy(), base.detach().cpu().contiguous().numpy(), k,
                   metric=fs.METRIC_INNER_PRODUCT)

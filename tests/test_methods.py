@@ -333,3 +333,11 @@ def test_plugins_from_the_environment_and_bad_plugins(tmp_path, monkeypatch, cap
     monkeypatch.delenv("SFDA_PLUGINS")
     assert main(["--plugin", "no_such_package.methods", "list"]) == 2
     assert "no module named 'no_such_package'" in capsys.readouterr().err
+
+
+def test_plugin_specs_merge_environment_and_command_line(monkeypatch):
+    from sfda.plugins import plugin_specs
+    monkeypatch.setenv("SFDA_PLUGINS", os.pathsep.join(["a.py", "", "pkg.mod"]))
+    assert plugin_specs(["b.py", "a.py"]) == ["a.py", "pkg.mod", "b.py"]
+    monkeypatch.delenv("SFDA_PLUGINS")
+    assert plugin_specs([]) == []

@@ -10,6 +10,7 @@ import warnings
 
 from . import __version__
 from .errors import SfdaError
+from .plugins import load_plugins, plugin_specs
 
 
 def _one_line(e: BaseException) -> str:
@@ -23,6 +24,9 @@ def _one_line(e: BaseException) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sfda", description="Source-free domain adaptation (SHOT, NS weighting, ...).")
     p.add_argument("--version", action="version", version=f"sfda {__version__}")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="import a .py file or module that registers components (methods, losses, ...) before the "
+                        "sub-command runs; repeatable; also read from $SFDA_PLUGINS (see docs/adding-a-method.md)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     from . import commands
 
@@ -41,6 +45,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
+        load_plugins(plugin_specs(args.plugin))
         rc = args.func(args)
         return int(rc or 0)
     except SfdaError as e:

@@ -9,22 +9,15 @@
 # OUT (output_root, default runs), SFDA. Extra arguments are config overrides for every run.
 # Data: torchvision downloads CIFAR into $SFDA_DATA/cifar (or ./data/cifar) on first use.
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
 DATASETS=${DATASETS:-"cifar10 cifar100"}
 ARCHS=${ARCHS:-"alexnet vgg19 resnet110 resnext29"}
 VARIANTS=${VARIANTS:-"base ns"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for ds in $DATASETS; do
-    for arch in $ARCHS; do
-      for v in $VARIANTS; do
-        suffix=$([ "$v" = ns ] && echo _ns || echo "")
-        $SFDA run -c "configs/cifar/$ds/$arch$suffix.yaml" "seed=$seed" "output_root=$OUT" "$@"
-      done
-    done
+check_variants
+for ds in $DATASETS; do
+  for arch in $ARCHS; do
+    for v in $VARIANTS; do queue "configs/cifar/$ds/$arch$(ns_suffix "$v").yaml"; done
   done
 done
-$SFDA table "$OUT" --benchmark cifar
+run_queue cifar "$@"

@@ -8,22 +8,15 @@
 # Environment: SEEDS, DATASETS (cifar10 cifar100), IMBALANCES (200 100 50 10), VARIANTS (base ns),
 # OUT (output_root, default runs), SFDA. Extra arguments are config overrides for every run.
 # Data: torchvision downloads CIFAR into $SFDA_DATA/cifar (or ./data/cifar) on first use.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
 DATASETS=${DATASETS:-"cifar10 cifar100"}
 IMBALANCES=${IMBALANCES:-"200 100 50 10"}
 VARIANTS=${VARIANTS:-"base ns"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for ds in $DATASETS; do
-    for imb in $IMBALANCES; do
-      for v in $VARIANTS; do
-        suffix=$([ "$v" = ns ] && echo _ns || echo "")
-        $SFDA run -c "configs/cifar-lt/$ds/imb$imb$suffix.yaml" "seed=$seed" "output_root=$OUT" "$@"
-      done
-    done
+check_variants
+for ds in $DATASETS; do
+  for imb in $IMBALANCES; do
+    for v in $VARIANTS; do queue "configs/cifar-lt/$ds/imb$imb$(ns_suffix "$v").yaml"; done
   done
 done
-$SFDA table "$OUT" --benchmark cifar-lt
+run_queue cifar-lt "$@"

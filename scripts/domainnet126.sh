@@ -10,18 +10,9 @@
 # Environment: SEEDS, METHODS (folders under configs/domainnet-126/), TASKS, OUT (output_root, default runs), SFDA.
 # Data: $SFDA_DATA/domainnet-126/<domain>/<class>/<file>; check it with `sfda lists verify -c domainnet-126/source/real`.
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2019 2020 2021"}
 METHODS=${METHODS:-"shot shot_ns"}
 TASKS=${TASKS:-"R_C R_P P_C C_S S_P R_S P_R"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for method in $METHODS; do
-    for task in $TASKS; do
-      $SFDA run -c "configs/domainnet-126/$method/$task.yaml" "seed=$seed" "output_root=$OUT" "$@"
-    done
-  done
-done
-$SFDA table "$OUT" --benchmark domainnet-126
+queue_tasks domainnet-126
+run_queue domainnet-126 "$@"

@@ -11,25 +11,15 @@
 # Data: $SFDA_DATA/emotion/<dataset>/ with your split lists lists/train.txt and lists/test.txt ('<path> <label>',
 # paths relative to that folder); e.g. `sfda lists make --root $SFDA_DATA/emotion/fi --domains train test`
 # for a train/<class>/, test/<class>/ layout.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
 DATASETS=${DATASETS:-"twitter1 twitter2 flickr instagram fi emoset"}
-if [ -z "${BACKBONES:-}" ]; then
-  BACKBONES="alexnet vgg16 resnet50 densenet121 vit_b_16"
-  if python -c "import timm" 2>/dev/null; then BACKBONES="$BACKBONES swin_t"; else echo "timm not installed: skipping Swin-T (pip install timm)" >&2; fi
-fi
+BACKBONES=${BACKBONES:-$(with_timm alexnet vgg16 resnet50 densenet121 vit_b_16)}
 VARIANTS=${VARIANTS:-"base ns"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for ds in $DATASETS; do
-    for bb in $BACKBONES; do
-      for v in $VARIANTS; do
-        suffix=$([ "$v" = ns ] && echo _ns || echo "")
-        $SFDA run -c "configs/emotion/$ds/$bb$suffix.yaml" "seed=$seed" "output_root=$OUT" "$@"
-      done
-    done
+check_variants
+for ds in $DATASETS; do
+  for bb in $BACKBONES; do
+    for v in $VARIANTS; do queue "configs/emotion/$ds/$bb$(ns_suffix "$v").yaml"; done
   done
 done
-$SFDA table "$OUT" --benchmark emotion
+run_queue emotion "$@"

@@ -9,22 +9,12 @@
 # OUT (output_root, default runs), SFDA. Extra arguments are config overrides for every run.
 # Data: your copy in the ImageFolder layout, $SFDA_DATA/imagenet/{train,val}/<wnid>/<image> (val sorted into
 # class folders), or data.root=DIR.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
-if [ -z "${MODELS:-}" ]; then
-  MODELS="resnet18"
-  if python -c "import timm" 2>/dev/null; then MODELS="$MODELS swin_t"; else echo "timm not installed: skipping Swin-T (pip install timm)" >&2; fi
-fi
+MODELS=${MODELS:-$(with_timm resnet18)}
 VARIANTS=${VARIANTS:-"base ns"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for model in $MODELS; do
-    for v in $VARIANTS; do
-      suffix=$([ "$v" = ns ] && echo _ns || echo "")
-      $SFDA run -c "configs/imagenet/$model$suffix.yaml" "seed=$seed" "output_root=$OUT" "$@"
-    done
-  done
+check_variants
+for model in $MODELS; do
+  for v in $VARIANTS; do queue "configs/imagenet/$model$(ns_suffix "$v").yaml"; done
 done
-$SFDA table "$OUT" --benchmark imagenet
+run_queue imagenet "$@"

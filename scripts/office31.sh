@@ -10,18 +10,9 @@
 # Environment: SEEDS, METHODS (folders under configs/office31/), TASKS, OUT (output_root, default runs), SFDA.
 # Data: $SFDA_DATA/office31/<domain>/images/<class>/<file>; check it with `sfda lists verify -c office31/source/amazon`.
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2019 2020 2021"}
 METHODS=${METHODS:-"shot shot_ns"}
 TASKS=${TASKS:-"A_D A_W D_A D_W W_A W_D"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for method in $METHODS; do
-    for task in $TASKS; do
-      $SFDA run -c "configs/office31/$method/$task.yaml" "seed=$seed" "output_root=$OUT" "$@"
-    done
-  done
-done
-$SFDA table "$OUT" --benchmark office31
+queue_tasks office31
+run_queue office31 "$@"

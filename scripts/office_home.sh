@@ -4,22 +4,14 @@
 #
 #   scripts/office_home.sh                       # SHOT and SHOT+NS-WS, seeds 2019 2020 2021
 #   SEEDS="2020" METHODS="shot" scripts/office_home.sh
+#   METHODS="nrc nrc_ns aad aad_ns cowa cowa_ns" scripts/office_home.sh   # the other methods, each with and without NS
 #   scripts/office_home.sh data.root=/data/office-home device=cuda:1     # extra overrides for every run
 #
 # Environment: SEEDS, METHODS (folders under configs/office-home/), TASKS, OUT (output_root, default runs).
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2019 2020 2021"}
 METHODS=${METHODS:-"shot shot_ns"}
 TASKS=${TASKS:-"Ar_Cl Ar_Pr Ar_Rw Cl_Ar Cl_Pr Cl_Rw Pr_Ar Pr_Cl Pr_Rw Rw_Ar Rw_Cl Rw_Pr"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for method in $METHODS; do
-    for task in $TASKS; do
-      $SFDA run -c "configs/office-home/$method/$task.yaml" "seed=$seed" "output_root=$OUT" "$@"
-    done
-  done
-done
-$SFDA table "$OUT" --benchmark office-home
+queue_tasks office-home
+run_queue office-home "$@"

@@ -11,18 +11,9 @@
 # Data: $SFDA_DATA/visda-c/{train,validation}/<class>/<file>. Make the train list once first:
 #   sfda lists make --root $SFDA_DATA/visda-c --domains train --classes-from data_lists/visda-c/validation.txt
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2019 2020 2021"}
 METHODS=${METHODS:-"shot shot_ns"}
 TASKS=${TASKS:-"T_V"}
-OUT=${OUT:-runs}
-SFDA=${SFDA:-sfda}
-for seed in $SEEDS; do
-  for method in $METHODS; do
-    for task in $TASKS; do
-      $SFDA run -c "configs/visda-c/$method/$task.yaml" "seed=$seed" "output_root=$OUT" "$@"
-    done
-  done
-done
-$SFDA table "$OUT" --benchmark visda-c
+queue_tasks visda-c
+run_queue visda-c "$@"

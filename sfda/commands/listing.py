@@ -12,7 +12,7 @@ def _summary(obj) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-FRAGMENT_DIRS = ("compare",)  # folders of partial configs, merged on top of a task config with a second -c
+FRAGMENT_DIRS = ("compare", "variants")  # folders of partial configs, merged on top of a task config with a second -c
 
 
 def _configs(fragments: bool):

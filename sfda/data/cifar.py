@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
 from ..registry import DATASETS
-from .providers import check_params, data_root
+from .providers import LazyRoot, check_params
 from .transforms import build_transform
 
 CIFAR = {
@@ -138,7 +138,7 @@ class ArrayImages(Dataset):
         return self.transform(img), int(self.labels[i]), i
 
 
-class _CifarBase:
+class _CifarBase(LazyRoot):
     """Shared provider code: splits 'train' / 'test', the test split as the evaluation set."""
 
     fmt = ""
@@ -153,19 +153,9 @@ class _CifarBase:
             raise ConfigError(f"data.num_classes={cfg.data.num_classes} but {self.dataset} has {self.num_classes} classes; "
                               f"set data.num_classes={self.num_classes}")
         self.tf = build_transform(cfg)
-        self._root = None
 
     def _dataset_name(self) -> str:
         return self.fmt
-
-    @property
-    def root(self) -> Path:
-        if self._root is None:
-            try:
-                self._root = data_root(self.cfg)
-            except DataError:  # no data.root / SFDA_DATA: download into ./data/<dataset_dir>, as torchvision examples do
-                self._root = Path("data") / (self.cfg.data.dataset_dir or "cifar")
-        return self._root
 
     def _arrays(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
         return load_cifar(self.root, self.dataset, split, bool(self.params["download"]))

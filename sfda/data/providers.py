@@ -40,6 +40,26 @@ def data_root(cfg) -> Path:
                     f"without SFDA_DATA, ./data/{d.dataset_dir} is used if it exists)")
 
 
+class LazyRoot:
+    """Mixin for providers with a ``cfg``: ``self.root``, the data root, found on first use (so that configs
+    load and models build without the data). Providers whose data torchvision downloads set
+    ``download_fallback``: without data.root or SFDA_DATA they download into ./data/<dataset_dir>."""
+
+    download_fallback = False
+    _root = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            try:
+                self._root = data_root(self.cfg)
+            except DataError:
+                if not self.download_fallback:
+                    raise
+                self._root = Path("data") / (self.cfg.data.dataset_dir or "")
+        return self._root
+
+
 def check_params(cfg, fmt: str, allowed: dict) -> dict:
     """``data.params`` of a provider: unknown keys and wrong types stop with one line naming the key."""
     out = dict(allowed)
@@ -65,7 +85,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[list, list]:
 
 
 @DATASETS.register("list")
-class ListProvider:
+class ListProvider(LazyRoot):
     """SHOT-format lists: data.lists_dir/<domain>.txt with paths relative to the image root."""
 
     def __init__(self, cfg):
@@ -75,13 +95,6 @@ class ListProvider:
             raise DataError("data.num_classes must be set (e.g. 65 for Office-Home)")
         self.lists_dir = resolve_path(cfg.data.lists_dir or ".")
         self.tf = build_transform(cfg)
-        self._root = None
-
-    @property
-    def root(self) -> Path:
-        if self._root is None:
-            self._root = data_root(self.cfg)
-        return self._root
 
     def list_file(self, name: str) -> Path:
         """``lists_dir/<name>.txt`` (or SHOT's ``<name>_list.txt``), else ``<data root>/lists/<name>.txt``, where

@@ -7,7 +7,6 @@ SHOT used (7438 / 1860), so numbers are close to but not exactly comparable with
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -15,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..registry import DATASETS, TRANSFORMS
-from .providers import data_root
+from .providers import LazyRoot
 from .transforms import TransformSpec, build_transform
 
 DOMAINS = {"mnist": "MNIST", "usps": "USPS", "svhn": "SVHN"}
@@ -45,21 +44,16 @@ class TorchvisionDataset(Dataset):
 
 
 @DATASETS.register("torchvision_digits")
-class TorchvisionDigits:
+class TorchvisionDigits(LazyRoot):
     """SVHN / MNIST / USPS from torchvision (download into data.root on first use)."""
+
+    download_fallback = True
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.num_classes = 10
         self.tf = build_transform(cfg)
         self.download = bool(cfg.data.params.get("download", True))
-        self._root = None
-
-    @property
-    def root(self) -> Path:
-        if self._root is None:
-            self._root = data_root(self.cfg)
-        return self._root
 
     def _base(self, name: str, train: bool):
         import torchvision.datasets as D

@@ -5,7 +5,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 log = logging.getLogger("sfda")
 

@@ -20,11 +20,11 @@ from .. import __version__
 from ..config import Cfg, dump_config, load_config
 from ..data.dataset import clear_cache
 from ..data.providers import build_provider
-from ..errors import ConfigError, SfdaError
+from ..errors import ConfigError
 from ..models.checkpoint import has_fbc, load_fbc, save_fbc
 from ..models.network import build_model
 from ..paths import resolve_path
-from ..registry import LOSSES, METHODS, SAMPLERS, WEIGHTERS
+from ..registry import METHODS, SAMPLERS, WEIGHTERS
 from ..samplers import build_sampler
 from ..weighting import build_weighter
 from .evaluate import classification_metrics, infer

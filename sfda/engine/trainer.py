@@ -9,7 +9,6 @@ with exactly the numbers an uninterrupted run gives.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path

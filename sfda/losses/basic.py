@@ -1,7 +1,6 @@
 """Cross-entropy and label smoothing."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ..registry import LOSSES

@@ -1,7 +1,6 @@
 """Stage 1: supervised training on the labelled source domain (SHOT's recipe: label smoothing 0.1)."""
 from __future__ import annotations
 
-import torch
 
 from ..config import Component
 from ..losses import build_loss

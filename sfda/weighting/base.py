@@ -15,7 +15,7 @@ sum_i(w_i l_i) / sum_i(w_i).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch

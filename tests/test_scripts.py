@@ -1,0 +1,62 @@
+"""The run scripts in scripts/: what they run (with SFDA=echo), that every config they name exists, and the
+error for a misspelt name."""
+import os
+import subprocess
+
+import pytest
+
+from sfda.paths import PROJECT_ROOT
+
+# script -> runs per seed with the defaults (timm absent: no Swin-T), table benchmark
+SCRIPTS = {
+    "office_home.sh": (24, "office-home"), "office31.sh": (12, "office31"), "visda_c.sh": (2, "visda-c"),
+    "domainnet126.sh": (14, "domainnet-126"), "digits.sh": (6, "digits"), "cifar.sh": (16, "cifar"),
+    "cifar_lt.sh": (16, "cifar-lt"), "imagenet.sh": (2, "imagenet"), "emotion.sh": (60, "emotion"),
+}
+
+
+def run_script(name, *args, **env):
+    full = {**os.environ, "SFDA": "echo", "MODELS": "resnet18",
+            "BACKBONES": "alexnet vgg16 resnet50 densenet121 vit_b_16", **env}
+    return subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / name), *args], capture_output=True, text=True,
+                          env=full, cwd="/")
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_script_runs_each_config_for_each_seed_then_the_table(name):
+    per_seed, bench = SCRIPTS[name]
+    res = run_script(name, "device=cpu", SEEDS="7 8")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    runs = [line.split() for line in lines if line.startswith("run ")]
+    assert len(runs) == 2 * per_seed
+    assert [r[3] for r in runs] == ["seed=7"] * per_seed + ["seed=8"] * per_seed      # seeds outermost
+    assert all(r[1] == "-c" and r[4:] == ["output_root=runs", "device=cpu"] for r in runs)
+    assert {r[2] for r in runs[:per_seed]} == {r[2] for r in runs[per_seed:]}
+    for r in runs:
+        assert (PROJECT_ROOT / r[2]).is_file(), r[2]
+    assert lines[-1] == f"table runs --benchmark {bench}"
+
+
+def test_office_home_script_runs_the_other_methods():
+    res = run_script("office_home.sh", SEEDS="1", METHODS="nrc_ns aad cowa_ns", TASKS="Ar_Cl Rw_Pr")
+    runs = [line.split()[2] for line in res.stdout.splitlines() if line.startswith("run ")]
+    assert runs == ["configs/office-home/nrc_ns/Ar_Cl.yaml", "configs/office-home/nrc_ns/Rw_Pr.yaml",
+                    "configs/office-home/aad/Ar_Cl.yaml", "configs/office-home/aad/Rw_Pr.yaml",
+                    "configs/office-home/cowa_ns/Ar_Cl.yaml", "configs/office-home/cowa_ns/Rw_Pr.yaml"]
+
+
+@pytest.mark.parametrize("name,env,bad", [
+    ("office_home.sh", {"METHODS": "shoot"}, "configs/office-home/shoot/Ar_Cl.yaml"),
+    ("cifar.sh", {"ARCHS": "resnet18"}, "configs/cifar/cifar10/resnet18.yaml"),
+])
+def test_a_misspelt_name_stops_before_any_run_with_one_line(name, env, bad):
+    res = run_script(name, **env)
+    assert res.returncode == 2 and "run " not in res.stdout
+    assert res.stderr.strip().splitlines() == [f"error: {bad} does not exist (check the names in "
+                                               "METHODS/TASKS/VARIANTS/...)"]
+
+
+def test_unknown_variant_is_named():
+    res = run_script("cifar_lt.sh", VARIANTS="lf")
+    assert res.returncode == 2 and "unknown variant 'lf'" in res.stderr

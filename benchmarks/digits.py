@@ -6,6 +6,7 @@ adaptation config, then the Markdown table written to docs/ with the command tha
     python benchmarks/digits.py --methods shot --tasks mnist5k_uci --seeds 2019
     python benchmarks/digits.py --out runs/digits-offline -- optim.epochs=10   # overrides after --
     python benchmarks/digits.py --variants conf ent beta03   # plus SHOT with configs/digits/variants/*.yaml merged
+    python benchmarks/digits.py --methods shot aad --tasks mnist5k_uci --variants aad:aad_const
 
 Finished runs are reused (rerunning is cheap and resumes interrupted runs).
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sfda.config import load_config  # noqa: E402
 from sfda.data import digits_offline  # noqa: E402
 from sfda.engine.runlog import setup_console  # noqa: E402
 from sfda.engine.runner import run_both  # noqa: E402
@@ -44,9 +46,10 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=["shot", "shot_ns"], help="config folders under configs/digits/")
     ap.add_argument("--tasks", nargs="+", default=["mnist5k_uci", "uci_mnist5k"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[2019, 2020, 2021])
-    ap.add_argument("--variants", nargs="+", default=[], help="fragments in configs/digits/variants/ merged on top "
-                    "of each method config (each adds runs, e.g. conf ent beta03)")
-    ap.add_argument("--variants-on", default="shot", help="the method config the variants are merged onto")
+    ap.add_argument("--variants", nargs="+", default=[], help="fragments in configs/digits/variants/, each merged on "
+                    "top of a method config for extra runs: NAME (onto --variants-on) or METHOD:NAME (e.g. conf ent "
+                    "aad:aad_const)")
+    ap.add_argument("--variants-on", default="shot", help="the method a bare variant NAME is merged onto")
     ap.add_argument("--no-plain", action="store_true", help="with --variants: skip the methods' own configs")
     ap.add_argument("--out", default="runs/digits-offline", help="output_root of the runs")
     ap.add_argument("--data", default=None, help="digits benchmark folder (built if missing)")
@@ -57,6 +60,13 @@ def main(argv=None) -> int:
     data = Path(a.data) if a.data else digits_offline.default_root()
     if not digits_offline.is_built(data):
         digits_offline.build(data)
+    variants = [tuple(v.split(":", 1)) if ":" in v else (a.variants_on, v) for v in a.variants]
+    for m, v in variants:
+        if m not in a.methods:
+            ap.error(f"--variants {m}:{v}: method '{m}' is not in --methods")
+        if not (ROOT / "configs" / "digits" / "variants" / f"{v}.yaml").is_file():
+            ap.error(f"--variants: no configs/digits/variants/{v}.yaml")
+    names = set()
     t0 = time.time()
     common = [f"data.root={data}", f"output_root={a.out}"] + a.overrides
     for seed in a.seeds:
@@ -64,12 +74,12 @@ def main(argv=None) -> int:
             for method in a.methods:
                 cfg = ROOT / "configs" / "digits" / method / f"{task}.yaml"
                 stacks = [] if (a.variants and a.no_plain) else [[cfg]]
-                if method == a.variants_on:
-                    stacks += [[cfg, ROOT / "configs" / "digits" / "variants" / f"{v}.yaml"] for v in a.variants]
+                stacks += [[cfg, ROOT / "configs" / "digits" / "variants" / f"{v}.yaml"] for m, v in variants if m == method]
                 for files in stacks:
+                    names.add(load_config(files).name)
                     run_both(files, common + [f"seed={seed}"])
     runs = [r for r in collect(Path(a.out)) if r.get("benchmark") == "digits-offline" and r.get("stage") == "adapt"
-            and r["seed"] in a.seeds and r["task"] in a.tasks]
+            and r["seed"] in a.seeds and r.get("name") in names]
     table = render(runs, "digits-offline") + "\n\n" + per_seed(runs)
     cmd = "python benchmarks/digits.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     doc = Path(a.doc)

@@ -24,6 +24,16 @@ if "tiny16" not in TRANSFORMS:
                              T.Compose([T.ToTensor(), norm]), "tiny16")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For a module of tiny models: they run far faster on one thread (two threads on a busy two-core machine
+    spin-wait). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def two_domains(tmp_path_factory):
     return make_two_domain_set(tmp_path_factory.mktemp("twodomains"))

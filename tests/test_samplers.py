@@ -21,12 +21,7 @@ NZ = [k for k, n in enumerate(COUNTS) if n > 0]
 N = sum(COUNTS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sampler(name):

@@ -43,22 +43,22 @@ def run(a) -> int:
         print()
     cfgs = shipped_configs()
     print(f"configs ({len(cfgs)}, in {CONFIGS_DIR}):")
+    _print_grouped(cfgs)
+    frags = config_fragments()
+    if frags:
+        print(f"\nconfig fragments ({len(frags)}; add to a task config: -c TASK.yaml -c FRAGMENT.yaml):")
+        _print_grouped(frags)
+    return 0
+
+
+def _print_grouped(names):
+    """One line per folder: ``  office-home/shot/: Ar_Cl Ar_Pr ...``."""
     groups = {}
-    for c in cfgs:
+    for c in names:
         head, _, tail = c.rpartition("/")
         groups.setdefault(head, []).append(tail)
     for head, tails in groups.items():
         print(f"  {head}/: {' '.join(tails)}")
-    frags = config_fragments()
-    if frags:
-        print(f"\nconfig fragments ({len(frags)}; add to a task config: -c TASK.yaml -c FRAGMENT.yaml):")
-        groups = {}
-        for c in frags:
-            head, _, tail = c.rpartition("/")
-            groups.setdefault(head, []).append(tail)
-        for head, tails in groups.items():
-            print(f"  {head}/: {' '.join(tails)}")
-    return 0
 
 
 def register(sub):

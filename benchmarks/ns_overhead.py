@@ -8,8 +8,7 @@ the compute cost of NS, the honest worst case.
     python benchmarks/ns_overhead.py --device cuda   # GPU: ResNet-50, batch 64, 224x224, synthetic images
 
 Variants alternate epoch by epoch (after warm-up) and the median epoch time of each is compared. Peak
-memory: CUDA max_memory_allocated per variant; on the CPU, the peak resident memory of a child process
-per variant. The last line reads ``time_ratio=X.XX memory_ratio=Y.YY device=NAME``.
+memory: each variant alone in a child process (CUDA max_memory_allocated; on the CPU the peak resident set). The last line reads ``time_ratio=X.XX memory_ratio=Y.YY device=NAME``.
 """
 from __future__ import annotations
 
@@ -47,14 +46,14 @@ class _FakeSet:
         return self.n
 
 
-def build(device: str, preset: dict, ns: bool, amp: bool, ns_amp: bool):
+def build(device: str, preset: dict, ns: bool, amp: bool, ns_amp: bool, ns_graph: bool = True):
     cfg = config_from_dict({
         "device": device, "seed": 0,
         "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
         "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
         "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
         "method": {"name": "shot", "cls_par": 0.3},
-        "weighting": {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "save_scores": False} if ns else {"name": "none"},
+        "weighting": {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "graph": ns_graph, "save_scores": False} if ns else {"name": "none"},
         "log": {"tensorboard": False, "progress": "none"},
     })
     torch.manual_seed(0)
@@ -97,13 +96,16 @@ def epoch_time(trainer, opt, data, device) -> float:
     return time.perf_counter() - t0
 
 
-def child(args) -> None:
-    """One variant in a fresh process: report its peak resident memory (CPU memory ratio)."""
-    preset = PRESETS["cpu"]
-    trainer, opt = build("cpu", preset, args.child == "ns", False, False)
-    data = batches("cpu", preset)
-    epoch_time(trainer, opt, data, "cpu")
-    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+def child(args, preset) -> None:
+    """One variant alone in a fresh process, two epochs: its peak memory (CUDA: max_memory_allocated; CPU: peak
+    resident set size), so that neither variant's model and optimizer state count in the other's peak."""
+    dev = args.device
+    trainer, opt = build(dev, preset, args.child == "ns", args.amp, not args.no_ns_amp, not args.no_ns_graph)
+    data = batches(dev, preset)
+    for _ in range(2):
+        epoch_time(trainer, opt, data, dev)
+    peak = torch.cuda.max_memory_allocated() if dev.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_bytes": peak}))
 
 
 def main():
@@ -112,45 +114,45 @@ def main():
     ap.add_argument("--repeats", type=int, default=5, help="timed epochs per variant (alternating)")
     ap.add_argument("--amp", action="store_true", help="mixed precision for the training step too (CUDA)")
     ap.add_argument("--no-ns-amp", action="store_true", help="run the composite pass in float32")
+    ap.add_argument("--no-ns-graph", action="store_true", help="run the composite pass without a CUDA graph")
     ap.add_argument("--iters", type=int, default=None, help="iterations per epoch (default: preset)")
     ap.add_argument("--child", choices=["none", "ns"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child:
-        return child(args)
     dev = args.device
     preset = dict(PRESETS["cuda" if dev.startswith("cuda") else "cpu"])
     if args.iters:
         preset["iters"] = args.iters
     if dev.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
-    runs = {v: build(dev, preset, v == "ns", args.amp, not args.no_ns_amp) for v in ("none", "ns")}
+    if args.child:
+        return child(args, preset)
+    runs = {v: build(dev, preset, v == "ns", args.amp, not args.no_ns_amp, not args.no_ns_graph) for v in ("none", "ns")}
     data = batches(dev, preset)
     for v in runs:  # warm-up (cudnn autotuning, allocator)
         epoch_time(*runs[v], data[: max(3, len(data) // 4)], dev)
     times = {"none": [], "ns": []}
-    peak = {}
     for r in range(args.repeats):
         for v in (("none", "ns") if r % 2 == 0 else ("ns", "none")):
-            if dev.startswith("cuda"):
-                torch.cuda.reset_peak_memory_stats()
             times[v].append(epoch_time(*runs[v], data, dev))
-            if dev.startswith("cuda"):
-                peak[v] = max(peak.get(v, 0), torch.cuda.max_memory_allocated())
     med = {v: statistics.median(t) for v, t in times.items()}
+    del runs, data
+    peak = {}
+    for v in ("none", "ns"):
+        cmd = [sys.executable, __file__, "--child", v, "--device", dev] + (["--amp"] if args.amp else []) + \
+            (["--no-ns-amp"] if args.no_ns_amp else []) + (["--no-ns-graph"] if args.no_ns_graph else []) + (["--iters", str(args.iters)] if args.iters else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        peak[v] = json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
+    mem_ratio = peak["ns"] / peak["none"]
     if dev.startswith("cuda"):
-        mem_ratio = peak["ns"] / peak["none"]
         name = torch.cuda.get_device_name(torch.device(dev))
     else:
-        rss = {}
-        for v in ("none", "ns"):
-            out = subprocess.run([sys.executable, __file__, "--child", v], capture_output=True, text=True, check=True)
-            rss[v] = json.loads(out.stdout.strip().splitlines()[-1])["maxrss_kb"]
-        peak = {k: v * 1024 for k, v in rss.items()}
-        mem_ratio = rss["ns"] / rss["none"]
         import platform
         name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
-          f"{preset['iters']} iterations per epoch, {args.repeats} timed epochs per variant")
+          f"{preset['iters']} iterations per epoch, {args.repeats} timed epochs per variant; training step in "
+          f"{'mixed precision' if args.amp else 'float32'}, composite pass in "
+          f"{'float32' if args.no_ns_amp or not dev.startswith('cuda') else 'mixed precision'}"
+          f"{', as a CUDA graph' if dev.startswith('cuda') and not args.no_ns_graph else ''}")
     for v in ("none", "ns"):
         print(f"  {v:>4}: median epoch {med[v]:.3f} s (all: {', '.join(f'{t:.3f}' for t in times[v])}), "
               f"peak memory {peak[v] / 2**20:.1f} MiB")

@@ -232,3 +232,33 @@ def test_plot_needs_an_ns_run(tmp_path, capsys):
 
     assert main(["plot", str(tmp_path)]) == 2
     assert "weighting.name=ns" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+def test_cuda_graph_pass_matches_the_plain_pass_and_follows_training():
+    """The composite pass replayed as a CUDA graph gives the plain pass's scores, sees parameter updates made
+    in place by the optimizer, leaves BatchNorm statistics alone and keeps train mode."""
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 5)).to(dev).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    x, y = torch.randn(16, 3, 32, 32, device=dev), torch.randint(0, 5, (16,), device=dev)
+    graphed = NaturalSelection(5, m=4, amp=False, graph=True)
+    plain = NaturalSelection(5, m=4, amp=False, graph=False)
+    for step in range(3):
+        bn = {k: v.clone() for k, v in net[1].state_dict().items()}
+        torch.manual_seed(step)
+        a = graphed(WeightInput(net, x, y))
+        torch.manual_seed(step)
+        b = plain(WeightInput(net, x, y))
+        assert torch.allclose(a, b, atol=1e-4), (step, a, b)
+        assert all(torch.equal(v, bn[k]) for k, v in net[1].state_dict().items())
+        assert net.training and net[1].training
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()     # updates parameters and BN statistics in place
+        opt.step()
+    assert len(graphed._graphs) == 1 and next(iter(graphed._graphs.values())) is not None
+    # a smaller last batch gets its own graph
+    graphed(WeightInput(net, x[:8], y[:8]))
+    assert len(graphed._graphs) == 2

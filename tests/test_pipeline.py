@@ -109,3 +109,24 @@ def test_checkpoint_for_other_class_count_is_refused(two_domains, source, tmp_pa
     cfg = _adapt_cfg(two_domains, tmp_path, source[0], **{"data.num_classes": 5})
     with pytest.raises(CheckpointError, match="has 4 classes but the config has data.num_classes=5"):
         run_stage(cfg)
+
+
+def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_domains, source, tmp_path, monkeypatch):
+    from sfda.errors import SfdaError
+    from sfda.methods.shot import SHOT
+
+    src_dir, _, _ = source
+    cfg = _adapt_cfg(two_domains, tmp_path, src_dir)
+    real = SHOT.training_step
+
+    def poisoned(self, batch, info):  # finite in the first epoch, NaN from the second on
+        out = real(self, batch, info)
+        if info.epoch >= 1:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(SHOT, "training_step", poisoned)
+    with pytest.raises(SfdaError, match=r"^the loss became nan during epoch 2 \(by iteration \d+\); lower optim.lr"):
+        run_stage(cfg)
+    state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)
+    assert state["epoch_done"] == 1      # the finished first epoch is kept for a resume

@@ -29,6 +29,15 @@ from .seed import derive_seed, seed_everything
 STATE_FILE = "state.pt"
 
 
+FINITE_CHECK_EVERY = 50
+
+
+def _check_finite(loss_sum: float, epoch: int, iteration: int) -> None:
+    if not math.isfinite(loss_sum):
+        raise SfdaError(f"the loss became {loss_sum} during epoch {epoch + 1} (by iteration {iteration}); lower optim.lr "
+                        "or check the loss settings (the last finished epoch is kept: rerun to resume from it)")
+
+
 class Trainer:
     def __init__(self, cfg, method: Method, train_set, eval_set, device, runlog, run_dir: Path,
                  weighter=None, sampler=None):
@@ -172,7 +181,11 @@ class Trainer:
             n += 1
             for k, v in out.items():  # tensors stay on the device: no synchronisation per step
                 sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
+            if n % FINITE_CHECK_EVERY == 0:  # one host sync per FINITE_CHECK_EVERY steps
+                _check_finite(float(sums["loss"]), epoch, iteration)
         logs = {k: float(v) / max(n, 1) for k, v in sums.items()}
+        if "loss" in logs:
+            _check_finite(logs["loss"], epoch, iteration)
         logs["lr"] = o.lr * lr_factor(o, max(iteration - 1, 0), self.total_iters, self.iters_per_epoch)
         return logs, iteration
 
@@ -194,9 +207,6 @@ class Trainer:
                     loss = loss + out.per_sample.float().mean()
         if not torch.is_tensor(loss) or not loss.requires_grad:
             return None
-        if not torch.isfinite(loss):
-            raise SfdaError(f"the loss became {loss.item()} at epoch {info.epoch + 1}, iteration {info.iteration + 1}; "
-                            "lower optim.lr or check the loss settings")
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if o.grad_clip > 0:

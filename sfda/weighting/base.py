@@ -61,8 +61,9 @@ class Weighter:
     @torch.no_grad()
     def __call__(self, batch: WeightInput) -> torch.Tensor:
         w = self.weights(batch).detach().float()
-        self._epoch_weights.append(w.cpu())
-        self._epoch_targets.append(batch.targets.detach().cpu())
+        # diagnostics stay on the device until the epoch ends: no host sync per training step
+        self._epoch_weights.append(w)
+        self._epoch_targets.append(batch.targets.detach())
         return w
 
     def reduce(self, weights: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,7 @@ class Weighter:
         """Summary of this epoch's weights (logged and kept in the history), then reset."""
         if not self._epoch_weights:
             return {}
-        w = torch.cat(self._epoch_weights)
+        w = self.gathered("_epoch_weights")
         stats = {"weight_mean": w.mean().item(), "weight_std": w.std(unbiased=False).item(),
                  "weight_min": w.min().item(), "weight_max": w.max().item()}
         stats.update(self.extra_stats())
@@ -90,6 +91,11 @@ class Weighter:
 
     def extra_stats(self) -> Dict[str, float]:
         return {}
+
+    def gathered(self, attr: str) -> torch.Tensor:
+        """This epoch's per-step tensors of list ``attr`` (e.g. ``_epoch_scores``), concatenated, on the CPU."""
+        parts = getattr(self, attr)
+        return torch.cat(parts).cpu() if parts else torch.zeros(0)
 
     def state_dict(self) -> dict:
         return {}

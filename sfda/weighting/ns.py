@@ -14,10 +14,16 @@ For a batch of B images with (pseudo-)labels y and a group size m = R x C:
 When H and W are multiples of R and C (224 / 2, 28 / 2, ...), bilinear resizing never mixes pixels of two
 tiles, so each image is resized to its tile size first and then tiled: the same composite, computed without
 ever building the m-times larger image. Otherwise the full composite is built and resized.
+
+On CUDA the composite pass runs in mixed precision (``amp``) and is replayed as a CUDA graph (``graph``): one
+capture per composite-batch shape, reading the live parameters and BatchNorm buffers (updated in place by
+training), so each step costs one graph launch instead of hundreds of kernel launches. A model whose forward
+cannot be captured falls back to the plain pass with a one-time warning.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -76,6 +82,9 @@ class _EvalMode:
             m.training = flag
 
 
+MAX_GRAPHS = 4  # composite shapes captured per weighter (a full batch and a last, smaller one, normally)
+
+
 @WEIGHTERS.register("ns")
 class NaturalSelection(Weighter):
     """Natural Selection: w = sigma + rho * (group-relative composite score); rho +1 NS-WS, -1 NS-LF."""
@@ -89,6 +98,7 @@ class NaturalSelection(Weighter):
         "floor": 0.0,         # weights below it are clamped to it (and counted)
         "reduction": "mean",  # mean(w l) as the paper, or normalized: sum(w l) / sum(w)
         "amp": True,          # bf16/fp16 autocast for the composite pass on CUDA
+        "graph": True,        # replay the composite pass as a CUDA graph on CUDA (no effect on the CPU)
         "save_scores": True,  # keep the first and last epoch's scores in ns_scores.pt (for `sfda plot`)
     }
 
@@ -104,6 +114,8 @@ class NaturalSelection(Weighter):
         self._clamped = 0
         self._seen = 0
         self._saved: Dict[str, dict] = {}
+        self._graphs: Dict[tuple, object] = {}
+        self._pool = None
 
     @classmethod
     def display(cls, spec: dict) -> str:
@@ -120,24 +132,65 @@ class NaturalSelection(Weighter):
         perm = torch.randperm(B, device=x.device)
         groups = perm[: G * self.m].view(G, self.m)
         comp = make_composites(x, groups, self.grid)
-        use_amp = self.amp and x.device.type == "cuda"
-        dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        with _EvalMode(batch.model), torch.autocast(device_type=x.device.type, dtype=dtype, enabled=use_amp):
-            logits = batch.model(comp)
+        logits = self._forward(batch.model, comp)
         p = torch.softmax(logits.float(), dim=1)
         q = p.repeat_interleave(self.m, dim=0).gather(1, y[groups.reshape(-1)].view(-1, 1)).view(G, self.m)
         s[groups.reshape(-1)] = ns_scores(q).reshape(-1)
         return s
 
+    # -- the composite pass -------------------------------------------------------------------------------
+    def _autocast(self, device: torch.device, cache: bool = True):
+        use_amp = self.amp and device.type == "cuda"
+        dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype, enabled=use_amp, cache_enabled=cache)
+
+    def _forward(self, model, comp: torch.Tensor) -> torch.Tensor:
+        """Logits of the composites: eval mode, no gradient (the caller's ``no_grad``), mixed precision and a
+        CUDA graph on CUDA."""
+        if self.graph and comp.is_cuda and torch.is_grad_enabled() is False:
+            key = (id(model), tuple(comp.shape), comp.dtype, comp.device)
+            if key not in self._graphs:
+                self._graphs[key] = self._capture(model, comp) if len(self._graphs) < MAX_GRAPHS else None
+            captured = self._graphs[key]
+            if captured is not None:
+                static_in, static_out, graph = captured
+                static_in.copy_(comp)
+                graph.replay()
+                return static_out
+        with _EvalMode(model), self._autocast(comp.device):
+            return model(comp)
+
+    def _capture(self, model, comp: torch.Tensor):
+        """(static input, static output, graph) for this composite shape, or None if the forward cannot be
+        captured (the plain pass is used then)."""
+        static_in = comp.clone()
+        try:
+            side = torch.cuda.Stream(comp.device)
+            side.wait_stream(torch.cuda.current_stream(comp.device))
+            with torch.cuda.stream(side), _EvalMode(model), self._autocast(comp.device, cache=False):
+                for _ in range(2):  # warm-up outside the capture (cuDNN algorithm choice, allocator)
+                    model(static_in)
+            torch.cuda.current_stream(comp.device).wait_stream(side)
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with _EvalMode(model), self._autocast(comp.device, cache=False), torch.cuda.graph(graph, pool=self._pool):
+                static_out = model(static_in)
+            return static_in, static_out, graph
+        except Exception as e:  # e.g. a forward that synchronises with the host
+            warnings.warn(f"NS: the composite pass could not be captured as a CUDA graph ({type(e).__name__}: {e}); "
+                          "running it without (set weighting.graph=false to silence this)")
+            return None
+
     def weights(self, batch: WeightInput) -> torch.Tensor:
         s = self.scores(batch)
         w = self.sigma + self.rho * s
         below = w < self.floor
-        self._clamped += int(below.sum())
+        self._clamped = self._clamped + below.sum()   # a device tensor: no host sync per step
         self._seen += w.numel()
-        self._epoch_scores.append(s.cpu())
+        self._epoch_scores.append(s)
         if self.save_scores:
-            self._indices.append(batch.indices.cpu() if batch.indices is not None else torch.full_like(s, -1, dtype=torch.long).cpu())
+            self._indices.append(batch.indices if batch.indices is not None else torch.full_like(s, -1, dtype=torch.long))
         return torch.where(below, torch.full_like(w, self.floor), w)
 
     # -- diagnostics ------------------------------------------------------------------------------------
@@ -149,9 +202,8 @@ class NaturalSelection(Weighter):
         self._clamped = self._seen = 0
 
     def extra_stats(self) -> Dict[str, float]:
-        s = torch.cat(self._epoch_scores) if self._epoch_scores else torch.ones(0)
-        t = torch.cat(self._epoch_targets) if self._epoch_targets else torch.zeros(0, dtype=torch.long)
-        out = {"clamped_fraction": self._clamped / max(self._seen, 1), "score_std": s.std(unbiased=False).item() if s.numel() else 0.0}
+        s, t = self.gathered("_epoch_scores"), self.gathered("_epoch_targets").long()
+        out = {"clamped_fraction": int(self._clamped) / max(self._seen, 1), "score_std": s.std(unbiased=False).item() if s.numel() else 0.0}
         per_class = [s[t == k].mean().item() for k in range(self.num_classes) if (t == k).any()]
         if per_class:
             out["class_score_spread"] = max(per_class) - min(per_class)
@@ -159,16 +211,16 @@ class NaturalSelection(Weighter):
 
     def epoch_end(self, epoch: int, epochs: int, run_dir: Optional[Path] = None, runlog=None) -> Dict[str, float]:
         if runlog is not None and self._epoch_scores:
-            s = torch.cat(self._epoch_scores)
-            t = torch.cat(self._epoch_targets)
+            s, t = self.gathered("_epoch_scores"), self.gathered("_epoch_targets").long()
             runlog.histogram("ns/score", s, epoch + 1)
-            runlog.histogram("ns/weight", torch.cat(self._epoch_weights), epoch + 1)
+            runlog.histogram("ns/weight", self.gathered("_epoch_weights"), epoch + 1)
             runlog.scalars({f"class_{k:03d}": s[t == k].mean().item() for k in range(self.num_classes) if (t == k).any()},
                            epoch + 1, "ns_class_score/")
         if self.save_scores and run_dir is not None and self._epoch_scores and epoch in (0, epochs - 1):
             self._saved["first" if epoch == 0 else "last"] = {
-                "epoch": epoch + 1, "indices": torch.cat(self._indices), "targets": torch.cat(self._epoch_targets),
-                "scores": torch.cat(self._epoch_scores), "weights": torch.cat(self._epoch_weights),
+                "epoch": epoch + 1, "indices": self.gathered("_indices").long(),
+                "targets": self.gathered("_epoch_targets").long(),
+                "scores": self.gathered("_epoch_scores"), "weights": self.gathered("_epoch_weights"),
                 "sigma": self.sigma, "rho": self.rho, "m": self.m}
             from ..models.checkpoint import atomic_save
             atomic_save(self._saved, Path(run_dir) / "ns_scores.pt")

@@ -81,14 +81,16 @@ def main(argv=None) -> int:
     runs = [r for r in collect(Path(a.out)) if r.get("benchmark") == "digits-offline" and r.get("stage") == "adapt"
             and r["seed"] in a.seeds and r.get("name") in names]
     table = render(runs, "digits-offline") + "\n\n" + per_seed(runs)
+    run_time = sum(float(r.get("wall_time_s", 0.0)) for r in runs)
     cmd = "python benchmarks/digits.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     doc = Path(a.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
     import torch
 
     doc.write_text(f"<!-- written by benchmarks/digits.py -->\n{table}\n\nCommand: `{cmd.strip()}` "
-                   f"({torch.get_num_threads()} CPU thread(s); {time.time() - t0:.0f} s for the runs that were not already "
-                   "finished). CPU results depend on the number of threads (floating-point summation order).\n")
+                   f"({torch.get_num_threads()} CPU thread(s); {len(runs)} adaptation runs, {run_time / 60:.0f} min of adaptation "
+                   f"in all; {time.time() - t0:.0f} s in this invocation, which reused finished runs). CPU results depend "
+                   "on the number of threads (floating-point summation order).\n")
     print(table)
     print(f"written to {doc}")
     return 0

@@ -7,7 +7,8 @@ the compute cost of NS, the honest worst case.
     python benchmarks/ns_overhead.py                 # CPU: SHOT's digit LeNet, batch 64, 28x28
     python benchmarks/ns_overhead.py --device cuda   # GPU: ResNet-50, batch 64, 224x224, synthetic images
 
-Variants alternate epoch by epoch (after warm-up) and the median epoch time of each is compared. Peak
+Variants alternate epoch by epoch (or ``--block`` iterations at a time), after warm-up, and the median
+epoch time of each is compared. Peak
 memory: each variant alone in a child process (CUDA max_memory_allocated; on the CPU the peak resident set). The last line reads ``time_ratio=X.XX memory_ratio=Y.YY device=NAME``.
 """
 from __future__ import annotations
@@ -111,7 +112,9 @@ def child(args, preset) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=5, help="timed epochs per variant (alternating)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed epochs per variant")
+    ap.add_argument("--block", type=int, default=0, help="iterations per timed block, the variants alternating by "
+                    "block (default: a whole epoch; short blocks add the cost of switching models to both)")
     ap.add_argument("--amp", action="store_true", help="mixed precision for the training step too (CUDA)")
     ap.add_argument("--no-ns-amp", action="store_true", help="run the composite pass in float32")
     ap.add_argument("--no-ns-graph", action="store_true", help="run the composite pass without a CUDA graph")
@@ -130,10 +133,18 @@ def main():
     data = batches(dev, preset)
     for v in runs:  # warm-up (cudnn autotuning, allocator)
         epoch_time(*runs[v], data[: max(3, len(data) // 4)], dev)
-    times = {"none": [], "ns": []}
+    # the variants alternate block by block (a whole epoch by default), so that a slow spell of a shared
+    # machine hits both; an epoch's time is the median block time scaled to the epoch
+    size = args.block or len(data)
+    blocks = [data[i:i + size] for i in range(0, len(data), size)]
+    blocks = [b for b in blocks if len(b) == size] or [data]
+    per_block = {"none": [], "ns": []}
     for r in range(args.repeats):
-        for v in (("none", "ns") if r % 2 == 0 else ("ns", "none")):
-            times[v].append(epoch_time(*runs[v], data, dev))
+        for i, blk in enumerate(blocks):
+            for v in (("none", "ns") if (r + i) % 2 == 0 else ("ns", "none")):
+                per_block[v].append(epoch_time(*runs[v], blk, dev))
+    scale = len(data) / len(blocks[0])
+    times = {v: [t * scale for t in ts] for v, ts in per_block.items()}
     med = {v: statistics.median(t) for v, t in times.items()}
     del runs, data
     peak = {}
@@ -154,8 +165,9 @@ def main():
           f"{'float32' if args.no_ns_amp or not dev.startswith('cuda') else 'mixed precision'}"
           f"{', as a CUDA graph' if dev.startswith('cuda') and not args.no_ns_graph else ''}")
     for v in ("none", "ns"):
-        print(f"  {v:>4}: median epoch {med[v]:.3f} s (all: {', '.join(f'{t:.3f}' for t in times[v])}), "
-              f"peak memory {peak[v] / 2**20:.1f} MiB")
+        q = statistics.quantiles(times[v], n=4) if len(times[v]) > 1 else [med[v]] * 3
+        print(f"  {v:>4}: median epoch {med[v]:.3f} s (quartiles {q[0]:.3f} - {q[2]:.3f}, {len(times[v])} blocks of "
+              f"{len(blocks[0])} iterations), peak memory {peak[v] / 2**20:.1f} MiB")
     print(f"time_ratio={med['ns'] / med['none']:.2f} memory_ratio={mem_ratio:.2f} device={name.replace(' ', '_')}")
 
 

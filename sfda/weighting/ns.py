@@ -134,7 +134,7 @@ class NaturalSelection(Weighter):
         comp = make_composites(x, groups, self.grid)
         logits = self._forward(batch.model, comp)
         p = torch.softmax(logits.float(), dim=1)
-        q = p.repeat_interleave(self.m, dim=0).gather(1, y[groups.reshape(-1)].view(-1, 1)).view(G, self.m)
+        q = p.gather(1, y[groups])  # [G, m]: each member's probability of its own label on its composite
         s[groups.reshape(-1)] = ns_scores(q).reshape(-1)
         return s
 

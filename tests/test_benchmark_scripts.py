@@ -1,0 +1,25 @@
+"""The benchmark scripts run end to end at a tiny size and print their documented last line."""
+import re
+import subprocess
+import sys
+
+from sfda.paths import PROJECT_ROOT
+
+
+def _last_line(*args):
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_ns_overhead_prints_time_and_memory_ratios():
+    line = _last_line("benchmarks/ns_overhead.py", "--iters", "3", "--repeats", "1")
+    m = re.fullmatch(r"time_ratio=(\d+\.\d\d) memory_ratio=(\d+\.\d\d) device=(\S+)", line)
+    assert m, line
+    assert float(m.group(1)) > 0.5 and 0.9 < float(m.group(2)) < 1.5 and m.group(3).startswith("cpu")
+
+
+def test_data_loading_prints_the_cache_speedup(tmp_path):
+    line = _last_line("benchmarks/data_loading.py", "--images", "4", "--size", "320", "240", "--repeats", "1")
+    m = re.fullmatch(r"speedup=(\d+\.\d\d)", line)
+    assert m and float(m.group(1)) > 0, line

@@ -15,8 +15,13 @@ SCRIPTS = {
 }
 
 
+# the scripts' environment knobs: a value set in the caller's environment must not leak into the test
+KNOBS = ("SEEDS", "METHODS", "TASKS", "DATASETS", "ARCHS", "IMBALANCES", "MODELS", "BACKBONES", "VARIANTS", "OUT")
+
+
 def run_script(name, *args, **env):
-    full = {**os.environ, "SFDA": "echo", "MODELS": "resnet18",
+    base = {k: v for k, v in os.environ.items() if k not in KNOBS}
+    full = {**base, "SFDA": "echo", "MODELS": "resnet18",
             "BACKBONES": "alexnet vgg16 resnet50 densenet121 vit_b_16", **env}
     return subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / name), *args], capture_output=True, text=True,
                           env=full, cwd="/")

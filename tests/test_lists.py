@@ -115,3 +115,25 @@ def test_verify_deep_finds_unreadable_images(tmp_path):
     lst.write_text("Art/A/00000.jpg 0\nArt/A/00001.jpg 0\n")
     rep = verify_domain(root, lst, num_classes=1, deep=True)
     assert not rep.ok and rep.unreadable and "00001.jpg" in rep.render()
+
+
+def test_compressed_lists_are_found_by_their_plain_name(tmp_path):
+    import gzip
+
+    from sfda.data.lists import read_list, shipped_list
+    (tmp_path / "big.txt.gz").write_bytes(gzip.compress(b"a/x.jpg 0\nb/y.jpg 1\n"))
+    assert shipped_list(tmp_path / "big.txt") == tmp_path / "big.txt.gz"
+    assert [(e.path, e.label, e.line) for e in read_list(tmp_path / "big.txt")] == [("a/x.jpg", 0, 1), ("b/y.jpg", 1, 2)]
+    (tmp_path / "big.txt").write_text("c/z.jpg 2\n")           # a plain list wins over the compressed one
+    assert [e.path for e in read_list(tmp_path / "big.txt")] == ["c/z.jpg"]
+
+
+def test_shipped_compressed_lists_have_the_official_counts():
+    from sfda.data.lists import read_list
+    from sfda.paths import PROJECT_ROOT
+    from sfda.data.verify import KNOWN_COUNTS
+    for domain, n in KNOWN_COUNTS["domainnet-126"].items():   # what `sfda lists verify` checks a copy against
+        entries = read_list(PROJECT_ROOT / "data_lists" / "domainnet-126" / f"{domain}.txt", 126)
+        assert len(entries) == n, domain
+    assert (KNOWN_COUNTS["domainnet-126"]["real"], KNOWN_COUNTS["domainnet-126"]["sketch"]) == (69622, 24147)
+    assert {e.label for e in read_list(PROJECT_ROOT / "data_lists" / "visda-c" / "validation.txt", 12)} == set(range(12))

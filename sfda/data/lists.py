@@ -2,9 +2,12 @@
 
 Reading reports every problem with the list file and line. ``make_lists`` regenerates lists from a
 class-folder tree with the benchmarks' ordering rules; ``verify`` checks a user's copy of a dataset.
+Large shipped lists (DomainNet-126, VisDA-C validation) are stored gzip-compressed as ``<name>.txt.gz``;
+``<name>.txt`` finds them (``shipped_list``), so configs and commands name lists the same either way.
 """
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +25,18 @@ class Entry:
     line: int   # 1-based line number in the list file
 
 
+def shipped_list(list_file: os.PathLike) -> Path:
+    """``list_file``, or its compressed copy ``<list_file>.gz`` when only that exists."""
+    p = Path(list_file)
+    gz = p.with_name(p.name + ".gz")
+    return gz if not p.exists() and gz.exists() else p
+
+
 def read_list(list_file: os.PathLike, num_classes: Optional[int] = None) -> List[Entry]:
-    """Parse a list. Paths may contain spaces (the label is the last field)."""
-    list_file = Path(list_file)
+    """Parse a list (plain or ``.gz``). Paths may contain spaces (the label is the last field)."""
+    list_file = shipped_list(list_file)
     try:
-        text = list_file.read_text()
+        text = gzip.decompress(list_file.read_bytes()).decode() if list_file.suffix == ".gz" else list_file.read_text()
     except FileNotFoundError:
         raise DataError(f"data list '{list_file}' not found; check data.lists_dir and data.source/target, "
                         f"or make it with `sfda lists make --root DIR`") from None

@@ -20,7 +20,7 @@ from ..errors import ConfigError, DataError
 from ..paths import resolve_path
 from ..registry import DATASETS, suggest
 from .dataset import ImageList
-from .lists import read_list
+from .lists import read_list, shipped_list
 from .transforms import build_transform
 from .verify import missing_list_hint
 
@@ -101,7 +101,7 @@ class ListProvider(LazyRoot):
         ``sfda lists make`` writes by default (VisDA-C's train list is made by the user)."""
         if not name:
             raise DataError("no domain given: set data.source (and data.target for adaptation)")
-        p = self.lists_dir / f"{name}.txt"
+        p = shipped_list(self.lists_dir / f"{name}.txt")
         if not p.exists():
             alt = self.lists_dir / f"{name}_list.txt"  # SHOT's naming
             if alt.exists():

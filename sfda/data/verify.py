@@ -16,7 +16,7 @@ KNOWN_COUNTS = {
     "office-home": {"Art": 2427, "Clipart": 4365, "Product": 4439, "RealWorld": 4357},
     "office31": {"amazon": 2817, "dslr": 498, "webcam": 795},
     "visda-c": {"validation": 55388, "train": 152397},
-    "domainnet-126": {"clipart": 18522, "painting": 30041, "real": 69621, "sketch": 24146},
+    "domainnet-126": {"clipart": 18523, "painting": 30042, "real": 69622, "sketch": 24147},
 }
 
 

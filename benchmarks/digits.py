@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -85,8 +87,6 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/digits.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     doc = Path(a.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    import torch
-
     doc.write_text(f"<!-- written by benchmarks/digits.py -->\n{table}\n\nCommand: `{cmd.strip()}` "
                    f"({torch.get_num_threads()} CPU thread(s); {len(runs)} adaptation runs, {run_time / 60:.0f} min of adaptation "
                    f"in all; {time.time() - t0:.0f} s in this invocation, which reused finished runs). CPU results depend "

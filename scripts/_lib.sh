@@ -1,6 +1,8 @@
 # Shared by the run scripts in this folder: sourced by them, not run on its own.
 #
-# A script queues configs (paths relative to the repository root) with `queue`, then `run_queue BENCH "$@"`
+# An SFDA script is one call, `sweep_tasks BENCH "TASKS" "$@"` ($METHODS x $TASKS, seeds 2019-2021 by default).
+# Other scripts queue configs (paths relative to the repository root) with `queue` / `queue_variants`, then
+# `run_queue BENCH "$@"`
 # runs each queued config for each seed of $SEEDS (seeds outermost) with the script's extra arguments
 # (KEY=VALUE overrides, --force, ...) and prints `sfda table` for BENCH. Finished runs are skipped and
 # interrupted ones resume, so every script can simply be rerun.
@@ -33,13 +35,29 @@ check_variants() {  # stops on a name in $VARIANTS other than base and ns
   done
 }
 
-ns_suffix() {  # ns_suffix VARIANT: "" for base, "_ns" for ns (after check_variants)
-  if [ "$1" = ns ]; then echo "_ns"; fi
+queue_variants() {  # queue_variants PREFIX...: PREFIX.yaml for "base" and PREFIX_ns.yaml for "ns" in $VARIANTS
+  local prefix v
+  check_variants
+  for prefix in "$@"; do
+    for v in $VARIANTS; do
+      if [ "$v" = ns ]; then queue "${prefix}_ns.yaml"; else queue "$prefix.yaml"; fi
+    done
+  done
 }
 
 with_timm() {  # with_timm NAMES...: the names, plus swin_t when timm is importable (else a note on stderr)
   if python -c "import timm" 2>/dev/null; then echo "$* swin_t"; else
     echo "timm not installed: skipping Swin-T (pip install timm)" >&2; echo "$*"; fi
+}
+
+sweep_tasks() {  # sweep_tasks BENCH "DEFAULT TASKS" EXTRA...: the SFDA scripts' whole body
+  local bench=$1
+  SEEDS=${SEEDS:-"2019 2020 2021"}
+  METHODS=${METHODS:-"shot shot_ns"}
+  TASKS=${TASKS:-$2}
+  shift 2
+  queue_tasks "$bench"
+  run_queue "$bench" "$@"
 }
 
 run_queue() {  # run_queue TABLE_BENCH EXTRA...

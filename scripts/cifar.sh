@@ -11,13 +11,8 @@
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
 source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
-DATASETS=${DATASETS:-"cifar10 cifar100"}
-ARCHS=${ARCHS:-"alexnet vgg19 resnet110 resnext29"}
 VARIANTS=${VARIANTS:-"base ns"}
-check_variants
-for ds in $DATASETS; do
-  for arch in $ARCHS; do
-    for v in $VARIANTS; do queue "configs/cifar/$ds/$arch$(ns_suffix "$v").yaml"; done
-  done
+for ds in ${DATASETS:-cifar10 cifar100}; do
+  for arch in ${ARCHS:-alexnet vgg19 resnet110 resnext29}; do queue_variants "configs/cifar/$ds/$arch"; done
 done
 run_queue cifar "$@"

@@ -10,13 +10,8 @@
 # Data: torchvision downloads CIFAR into $SFDA_DATA/cifar (or ./data/cifar) on first use.
 source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
-DATASETS=${DATASETS:-"cifar10 cifar100"}
-IMBALANCES=${IMBALANCES:-"200 100 50 10"}
 VARIANTS=${VARIANTS:-"base ns"}
-check_variants
-for ds in $DATASETS; do
-  for imb in $IMBALANCES; do
-    for v in $VARIANTS; do queue "configs/cifar-lt/$ds/imb$imb$(ns_suffix "$v").yaml"; done
-  done
+for ds in ${DATASETS:-cifar10 cifar100}; do
+  for imb in ${IMBALANCES:-200 100 50 10}; do queue_variants "configs/cifar-lt/$ds/imb$imb"; done
 done
 run_queue cifar-lt "$@"

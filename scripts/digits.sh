@@ -3,8 +3,4 @@
 # $SFDA_DATA/digits on first use) for SHOT and SHOT+NS-WS over seeds; then the results table.
 #   SEEDS="2019" METHODS="shot" scripts/digits.sh device=cuda
 source "$(dirname "$0")/_lib.sh"
-SEEDS=${SEEDS:-"2019 2020 2021"}
-METHODS=${METHODS:-"shot shot_ns"}
-TASKS=${TASKS:-"svhn_mnist usps_mnist mnist_usps"}
-queue_tasks digits
-run_queue digits "$@"
+sweep_tasks digits "svhn_mnist usps_mnist mnist_usps" "$@"

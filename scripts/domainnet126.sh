@@ -11,8 +11,4 @@
 # Data: $SFDA_DATA/domainnet-126/<domain>/<class>/<file>; check it with `sfda lists verify -c domainnet-126/source/real`.
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
 source "$(dirname "$0")/_lib.sh"
-SEEDS=${SEEDS:-"2019 2020 2021"}
-METHODS=${METHODS:-"shot shot_ns"}
-TASKS=${TASKS:-"R_C R_P P_C C_S S_P R_S P_R"}
-queue_tasks domainnet-126
-run_queue domainnet-126 "$@"
+sweep_tasks domainnet-126 "R_C R_P P_C C_S S_P R_S P_R" "$@"

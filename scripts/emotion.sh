@@ -13,13 +13,9 @@
 # for a train/<class>/, test/<class>/ layout.
 source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
-DATASETS=${DATASETS:-"twitter1 twitter2 flickr instagram fi emoset"}
-BACKBONES=${BACKBONES:-$(with_timm alexnet vgg16 resnet50 densenet121 vit_b_16)}
 VARIANTS=${VARIANTS:-"base ns"}
-check_variants
-for ds in $DATASETS; do
-  for bb in $BACKBONES; do
-    for v in $VARIANTS; do queue "configs/emotion/$ds/$bb$(ns_suffix "$v").yaml"; done
-  done
+BACKBONES=${BACKBONES:-$(with_timm alexnet vgg16 resnet50 densenet121 vit_b_16)}
+for ds in ${DATASETS:-twitter1 twitter2 flickr instagram fi emoset}; do
+  for bb in $BACKBONES; do queue_variants "configs/emotion/$ds/$bb"; done
 done
 run_queue emotion "$@"

@@ -11,10 +11,6 @@
 # class folders), or data.root=DIR.
 source "$(dirname "$0")/_lib.sh"
 SEEDS=${SEEDS:-"2024 2025 2026"}
-MODELS=${MODELS:-$(with_timm resnet18)}
 VARIANTS=${VARIANTS:-"base ns"}
-check_variants
-for model in $MODELS; do
-  for v in $VARIANTS; do queue "configs/imagenet/$model$(ns_suffix "$v").yaml"; done
-done
+for model in ${MODELS:-$(with_timm resnet18)}; do queue_variants "configs/imagenet/$model"; done
 run_queue imagenet "$@"

@@ -11,8 +11,4 @@
 # Data: $SFDA_DATA/office31/<domain>/images/<class>/<file>; check it with `sfda lists verify -c office31/source/amazon`.
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
 source "$(dirname "$0")/_lib.sh"
-SEEDS=${SEEDS:-"2019 2020 2021"}
-METHODS=${METHODS:-"shot shot_ns"}
-TASKS=${TASKS:-"A_D A_W D_A D_W W_A W_D"}
-queue_tasks office31
-run_queue office31 "$@"
+sweep_tasks office31 "A_D A_W D_A D_W W_A W_D" "$@"

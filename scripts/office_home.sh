@@ -10,8 +10,4 @@
 # Environment: SEEDS, METHODS (folders under configs/office-home/), TASKS, OUT (output_root, default runs).
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
 source "$(dirname "$0")/_lib.sh"
-SEEDS=${SEEDS:-"2019 2020 2021"}
-METHODS=${METHODS:-"shot shot_ns"}
-TASKS=${TASKS:-"Ar_Cl Ar_Pr Ar_Rw Cl_Ar Cl_Pr Cl_Rw Pr_Ar Pr_Cl Pr_Rw Rw_Ar Rw_Cl Rw_Pr"}
-queue_tasks office-home
-run_queue office-home "$@"
+sweep_tasks office-home "Ar_Cl Ar_Pr Ar_Rw Cl_Ar Cl_Pr Cl_Rw Pr_Ar Pr_Cl Pr_Rw Rw_Ar Rw_Cl Rw_Pr" "$@"

@@ -12,8 +12,4 @@
 #   sfda lists make --root $SFDA_DATA/visda-c --domains train --classes-from data_lists/visda-c/validation.txt
 # A run that already finished is skipped; an interrupted one resumes, so the script can simply be rerun.
 source "$(dirname "$0")/_lib.sh"
-SEEDS=${SEEDS:-"2019 2020 2021"}
-METHODS=${METHODS:-"shot shot_ns"}
-TASKS=${TASKS:-"T_V"}
-queue_tasks visda-c
-run_queue visda-c "$@"
+sweep_tasks visda-c "T_V" "$@"

@@ -147,7 +147,7 @@ class NaturalSelection(Weighter):
     def _forward(self, model, comp: torch.Tensor) -> torch.Tensor:
         """Logits of the composites: eval mode, no gradient (the caller's ``no_grad``), mixed precision and a
         CUDA graph on CUDA."""
-        if self.graph and comp.is_cuda and torch.is_grad_enabled() is False:
+        if self.graph and comp.is_cuda and not torch.is_grad_enabled():
             key = (id(model), tuple(comp.shape), comp.dtype, comp.device)
             if key not in self._graphs:
                 self._graphs[key] = self._capture(model, comp) if len(self._graphs) < MAX_GRAPHS else None

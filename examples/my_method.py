@@ -42,7 +42,7 @@ class EntMinPL(Method):
         conf, pseudo = p.detach().max(dim=1)
         ce = F.cross_entropy(logits.float(), pseudo, reduction="none") * (conf >= self.threshold)
         return StepOutput(
-            loss=self.ent_par * (entropy + diversity),   # batch-level terms, not weighted
+            reduced_loss=self.ent_par * (entropy + diversity),   # batch-level terms, not weighted
             per_sample=self.pl_par * ce,                 # weighted per sample by the configured weighter
             targets=pseudo,                              # what the weighter scores (NS: the pseudo-label)
             logits=logits,

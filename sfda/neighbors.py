@@ -2,7 +2,7 @@
 
 Neighbourhood methods (NRC, AaD, ...) keep, for every target sample, its L2-normalised feature and its
 softmax prediction. :class:`MemoryBank` holds both: it is filled once from an eval-mode pass over the
-target set (the inference ``on_boundary`` receives at epoch 0) and updated with every training batch.
+target set (the inference ``on_epoch_start`` receives at epoch 0) and updated with every training batch.
 
 :func:`knn` returns the k most similar rows of a base matrix for each query (inner product of L2-normalised
 rows = cosine similarity), most similar first, optionally leaving out one given row per query (the query's

@@ -143,9 +143,9 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_provider_params_and_class_count_are_checked(cifar_root):
-    with pytest.raises(ConfigError, match="unknown key 'data.params.imbalanse'.*did you mean 'imbalance'"):
+    with pytest.raises(ConfigError, match="unknown key 'data.params.imbalanse'.*did you mean 'data.params.imbalance'"):
         build_provider(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalanse=5"]))
-    with pytest.raises(ConfigError, match="data.params.imbalance must be"):
+    with pytest.raises(ConfigError, match="'data.params.imbalance' must be"):
         build_provider(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalance=high"]))
     with pytest.raises(ConfigError, match="set data.num_classes=100"):
         build_provider(load_config("cifar/cifar100/alexnet.yaml", ["data.num_classes=10"]))

@@ -15,7 +15,7 @@ from sfda.losses.functional import log1m_prob, project_to_scaled_simplex
 from sfda.losses.information import im_loss
 from sfda.losses.low import low_weights
 from sfda.losses.ogc import P_MIN, clipping_ratio, fit_gmm_1d, solve_threshold
-from sfda.methods.base import Batch, StepInfo
+from sfda.datatypes import Batch, StepInfo
 from sfda.models.network import build_model
 from sfda.registry import LOSSES, METHODS
 
@@ -431,7 +431,7 @@ def test_anl_penalty_is_l1_of_trainable_parameters_and_added_once_per_batch(two_
     out = method.training_step(Batch(x, torch.zeros(8, dtype=torch.long), idx), StepInfo(0, 1, 0, 1))
     im = im_loss(torch.softmax(out.logits.float(), 1))
     pen = method.criterion.penalty(model)
-    assert (out.loss - im).item() == pytest.approx(pen.item(), rel=1e-5)   # the batch term, once
+    assert (out.reduced_loss - im).item() == pytest.approx(pen.item(), rel=1e-5)   # the batch term, once
     per = method.criterion(out.logits, method.pseudo[idx], idx)
     assert torch.allclose(out.per_sample, method.cls_par * per)             # no penalty in the per-sample term
 

@@ -17,7 +17,7 @@ from sfda.config import config_from_dict
 from sfda.engine.runner import run_dir, run_stage
 from sfda.errors import ConfigError, SfdaError
 from sfda.methods.aad import attraction, dispersion
-from sfda.methods.base import Batch, StepInfo
+from sfda.datatypes import Batch, StepInfo
 from sfda.methods.cowa import CoWA, gmm_pseudo_labels, mixup_per_sample
 from sfda.methods.nrc import NRC, nrc_neighbourhood, nrc_per_sample
 from sfda.neighbors import MemoryBank
@@ -93,7 +93,7 @@ def test_nrc_step_updates_the_bank_before_the_search_and_excludes_itself():
     assert torch.allclose(out.per_sample, want, atol=1e-6)
     assert out.targets.tolist() == p.argmax(1).tolist()
     pbar = p.mean(0)
-    assert out.loss.item() == pytest.approx((pbar * torch.log(pbar + 1e-5)).sum().item(), abs=1e-6)
+    assert out.reduced_loss.item() == pytest.approx((pbar * torch.log(pbar + 1e-5)).sum().item(), abs=1e-6)
     out.per_sample.sum().backward()  # the loss reaches the model, the bank does not carry gradient
     assert model.netC.weight.grad is not None and not m.bank.scores.requires_grad
 
@@ -299,9 +299,9 @@ def test_method_with_ns_weights(two_domains, source, tmp_path, method, extra):
 def test_methods_indexing_the_target_need_it_as_evaluation_set(cls):
     m = cls(FeatureModel(torch.eye(2, 3)), 3, {}, None)
     m.setup(list(range(6)), "cpu")
-    from sfda.engine.evaluate import Inference
+    from sfda.datatypes import Inference
     with pytest.raises(SfdaError, match="evaluation set has 5 images but the training set 6"):
-        m.on_boundary(0, Inference(torch.randn(5, 2), torch.randn(5, 3), torch.zeros(5, dtype=torch.long)))
+        m.on_epoch_start(0, Inference(torch.randn(5, 2), torch.randn(5, 3), torch.zeros(5, dtype=torch.long)))
 
 
 # -- the external example method (docs/adding-a-method.md) ----------------------------------------------

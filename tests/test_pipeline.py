@@ -122,7 +122,7 @@ def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_do
     def poisoned(self, batch, info):  # finite in the first epoch, NaN from the second on
         out = real(self, batch, info)
         if info.epoch >= 1:
-            out.loss = out.loss * float("nan")
+            out.reduced_loss = out.reduced_loss * float("nan")
         return out
 
     monkeypatch.setattr(SHOT, "training_step", poisoned)

@@ -17,7 +17,8 @@ import yaml
 
 from ..errors import ConfigError
 from ..paths import CONFIGS_DIR
-from ..registry import suggest
+from ..params import NoParams, ParamError, check_value, default_of, fields_of, params_class
+from ..registry import BACKBONES, DATASETS, suggest
 from .defaults import DEFAULTS, RELATIVE_TO_FILE
 from .node import Cfg, Component
 
@@ -173,6 +174,44 @@ def _check_type(value: Any, default: Any, key: str, where: str) -> Any:
     return value
 
 
+def _unknown_key(path: Tuple[str, ...], k: str, keys, where: Where, loc: str) -> ConfigError:
+    kl = where.get(path + (k,), loc)
+    full = ".".join(path + (k,))
+    near = suggest(k, list(keys))
+    if near:
+        near = near.replace("'", "'" + (".".join(path) + "." if path else ""), 1)
+    return ConfigError(f"{kl}: unknown key '{full}'{near}")
+
+
+def _resolve_params(user: dict, pcls, path: Tuple[str, ...], where: Where, src: str, what: str) -> Cfg:
+    """Check a component section against its :class:`~sfda.params.Params` dataclass: every key known, every
+    value of its type and in its range, then the cross-field checks; return the values (defaults filled)."""
+    loc = where.get(path, src)
+    known = {f.name: (f, tp) for f, tp in fields_of(pcls)}
+    for k in user:
+        if k not in known:
+            raise _unknown_key(path, k, known, where, loc)
+    out = Cfg()
+    for k, (f, tp) in known.items():
+        kp = path + (k,)
+        kloc = where.get(kp, loc)
+        comp = f.metadata.get("component")
+        if comp is not None:
+            out[k] = _resolve(user.get(k), Component(comp.registry, comp.default), kp, where, src)
+            continue
+        value = user[k] if k in user else default_of(f)
+        try:
+            out[k] = check_value(tp, dict(f.metadata), value)
+        except ValueError as e:
+            raise ConfigError(f"{kloc}: '{'.'.join(kp)}' {e}{what}") from None
+    try:
+        pcls(**out).check()
+    except ParamError as e:
+        kp = path + tuple(e.key.split("."))
+        raise ConfigError(f"{where.get(kp, loc)}: '{'.'.join(kp)}' {e.message}{what}") from None
+    return out
+
+
 def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: str) -> Any:
     """Fill ``schema`` defaults with ``user`` values, checking keys and types."""
     dotted = ".".join(path)
@@ -186,10 +225,8 @@ def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: s
             raise ConfigError(f"{loc}: '{dotted}' must be a mapping with a 'name' key, got {user!r}")
         name = user.get("name", schema.default_name)
         cls = schema.registry.get(name, key=f"{where.get(path + ('name',), loc)}: '{dotted}.name'")
-        comp_schema = dict(getattr(cls, "defaults", {}) or {})
-        comp_schema.update(schema.params if name == schema.default_name else {})
         body = {k: v for k, v in user.items() if k != "name"}
-        out = _resolve(body, comp_schema, path, where, src)
+        out = _resolve_params(body, params_class(cls), path, where, src, f" ({schema.registry.kind} '{name}')")
         out["name"] = str(name).lower()
         return out
     if isinstance(schema, dict):
@@ -197,16 +234,11 @@ def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: s
             user = {}
         if not isinstance(user, dict):
             raise ConfigError(f"{loc}: '{dotted}' must be a mapping, got {user!r}")
-        if not schema and user:  # an open mapping (e.g. data.params): any keys
+        if not schema and user:  # an open mapping (e.g. data.params): checked by _check_open_sections
             return Cfg(copy.deepcopy(user))
         for k in user:
             if k not in schema:
-                kl = where.get(path + (k,), loc)
-                full = ".".join(path + (k,))
-                near = suggest(k, schema.keys())
-                if near:
-                    near = near.replace("'", "'" + (".".join(path) + "." if path else ""), 1)
-                raise ConfigError(f"{kl}: unknown key '{full}'{near}")
+                raise _unknown_key(path, k, schema.keys(), where, loc)
         out = Cfg()
         for k, d in schema.items():
             if k in user:
@@ -215,6 +247,19 @@ def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: s
                 out[k] = _resolve(None, d, path + (k,), where, src) if isinstance(d, (dict, Component)) else copy.deepcopy(d)
         return out
     return _check_type(user, schema, dotted, loc)
+
+
+def _check_open_sections(cfg: Cfg, where: Where, src: str) -> None:
+    """``model.params`` and ``data.params`` belong to the chosen backbone and dataset format: check them
+    against that component's parameters (and fill their defaults)."""
+    for section, reg_key, registry in (("model", "backbone", BACKBONES), ("data", "format", DATASETS)):
+        sec = cfg[section]
+        path = (section, "params")
+        cls = registry.get(sec[reg_key], key=f"{where.get((section, reg_key), src)}: '{section}.{reg_key}'")
+        if params_class(cls) is NoParams and not hasattr(cls, "Params"):  # TRANSITION: undeclared yet
+            continue
+        sec["params"] = _resolve_params(dict(sec.get("params") or {}), params_class(cls), path, where, src,
+                                        f" ({registry.kind} '{sec[reg_key]}')")
 
 
 def _derive(cfg: Cfg, path: Optional[Path]) -> None:
@@ -237,6 +282,7 @@ def config_from_dict(data: dict, overrides: Iterable[str] = (), *, path: Optiona
         _apply_override(data, where, key, value)
     src = str(path) if path else "config"
     cfg = _resolve(data, DEFAULTS, (), where, src)
+    _check_open_sections(cfg, where, src)
     _derive(cfg, path)
     return cfg
 

@@ -1,23 +1,12 @@
 """One inference pass over a dataset (features, logits, labels in dataset order) and accuracy metrics."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict
 
 import torch
 
+from ..datatypes import Inference
 from .progress import progress
-
-
-@dataclass
-class Inference:
-    features: torch.Tensor  # [N, D] bottleneck features
-    logits: torch.Tensor    # [N, K]
-    labels: torch.Tensor    # [N] ground truth (used for logging only in adaptation)
-
-    @property
-    def probs(self) -> torch.Tensor:
-        return torch.softmax(self.logits, dim=1)
 
 
 @torch.no_grad()

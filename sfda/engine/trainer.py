@@ -1,7 +1,7 @@
 """The one training loop shared by every method and both stages.
 
 Per epoch: reseed from (seed, epoch); if the method evaluates at the start (adaptation), run one eval-mode
-pass over the evaluation set, record its accuracy and hand it to ``method.on_boundary`` (SHOT clusters its
+pass over the evaluation set, record its accuracy and hand it to ``method.on_epoch_start`` (SHOT clusters its
 pseudo-labels from it); build the loader (a class-aware sampler sees the method's current labels); train;
 if the method evaluates at the end (source training), evaluate the validation split and keep a copy of the
 best weights; save the run state atomically. A killed run resumes from its last finished epoch and ends
@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import SfdaError
-from ..methods.base import Batch, Method, StepInfo
+from ..datatypes import Batch, Inference, StepInfo, WeightInput
+from ..methods.base import Method
 from ..models.checkpoint import atomic_save
-from ..weighting.base import WeightInput
-from .evaluate import Inference, classification_metrics, infer
+from .evaluate import classification_metrics, infer
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import progress, resolve_mode
 from .seed import derive_seed, seed_everything
@@ -129,7 +129,7 @@ class Trainer:
             if self.method.eval_at_start:
                 inf, m = self.evaluate(desc=f"eval {epoch}")
                 rec.update({"accuracy": m["accuracy"], "mean_class_accuracy": m["mean_class_accuracy"]})
-                rec.update(self.method.on_boundary(epoch, inf))
+                rec.update(self.method.on_epoch_start(epoch, inf))
                 del inf
             logs, iteration = self._train_epoch(epoch, optimizer, iteration)
             nxt = {"epoch": epoch + 1, **logs}
@@ -196,7 +196,7 @@ class Trainer:
         set_lr(optimizer, o.lr, lr_factor(o, info.iteration, self.total_iters, self.iters_per_epoch))
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             out = self.method.training_step(Batch(x, y, idx), info)
-            loss = out.loss
+            loss = out.reduced_loss
             if out.per_sample is not None:
                 if self.weighter is not None:
                     w = self.weighter(WeightInput(

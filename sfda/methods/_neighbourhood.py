@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.evaluate import Inference
+from ..datatypes import Inference
 from ..errors import ConfigError, SfdaError
 from ..neighbors import BACKENDS, MemoryBank
 from .base import Batch, Method, StepInfo, freeze
@@ -49,7 +49,7 @@ class NeighbourhoodMethod(Method):
         if self.freeze_classifier:
             self.model.netC.eval()
 
-    def on_boundary(self, epoch: int, inference: Inference):
+    def on_epoch_start(self, epoch: int, inference: Inference):
         # The bank is filled once, from the eval pass before epoch 0; afterwards only the batches update it.
         # A resumed run has its bank back from the saved state, so this pass leaves it alone.
         if not self.bank.ready:

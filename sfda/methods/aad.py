@@ -60,5 +60,5 @@ class AaD(NeighbourhoodMethod):
         per_sample = attraction(probs, self.bank.scores[near])
         disp = dispersion(probs)
         lam = self.dispersion_weight(info)
-        return StepOutput(loss=lam * disp, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
+        return StepOutput(reduced_loss=lam * disp, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
                           logits=logits, logs={"loss_attract": per_sample.detach().mean(), "loss_disperse": disp.detach()})

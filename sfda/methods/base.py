@@ -5,7 +5,7 @@ logging, checkpoints and resume). A method only says:
 
 - ``setup()``: what to freeze once the starting weights are loaded (SHOT freezes the classifier);
 - ``param_groups()``: which parameters train, with which lr multiplier;
-- ``on_boundary(epoch, inference)``: called before each epoch with an eval-mode pass over the evaluation set
+- ``on_epoch_start(epoch, inference)``: called before each epoch with an eval-mode pass over the evaluation set
   (the target in adaptation). SHOT clusters pseudo-labels from it; the same pass is the evaluation of those
   weights, so there is no second pass;
 - ``training_step(batch, info)``: returns a :class:`StepOutput`. Its ``per_sample`` term (pseudo-label or
@@ -17,42 +17,12 @@ logging, checkpoints and resume). A method only says:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
-from ..engine.evaluate import Inference
-
-
-@dataclass
-class Batch:
-    images: torch.Tensor
-    labels: torch.Tensor   # ground truth: supervised methods train on it; adaptation methods must not
-    indices: torch.Tensor  # dataset indices (pseudo-label lookup, memory banks)
-
-
-@dataclass
-class StepInfo:
-    epoch: int             # 0-based
-    epochs: int
-    iteration: int         # 0-based, over the whole run
-    total_iterations: int
-
-    @property
-    def progress(self) -> float:
-        return self.iteration / max(self.total_iterations, 1)
-
-
-@dataclass
-class StepOutput:
-    loss: torch.Tensor | float = 0.0                 # reduced terms that are not weighted per sample
-    per_sample: Optional[torch.Tensor] = None        # [N] weightable loss, coefficient included
-    targets: Optional[torch.Tensor] = None           # labels of per_sample (what a weighter scores)
-    logits: Optional[torch.Tensor] = None            # the batch's logits (detached by the trainer for weighters)
-    weight_images: Optional[torch.Tensor] = None     # images a weighter scores, if not the batch images
-    logs: Dict[str, object] = field(default_factory=dict)  # floats or detached tensors (averaged per epoch)
+from ..datatypes import Batch, Inference, StepInfo, StepOutput
 
 
 class Method:
@@ -87,7 +57,7 @@ class Method:
                     p.requires_grad_(False)
         return groups
 
-    def on_boundary(self, epoch: int, inference: Inference) -> Dict[str, float]:
+    def on_epoch_start(self, epoch: int, inference: Inference) -> Dict[str, float]:
         return {}
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:

@@ -1,6 +1,6 @@
 """CoWA-JMDS (Lee et al., ICML 2022): GMM pseudo-labels, JMDS confidence and weight mixup.
 
-Every epoch, from the eval pass ``on_boundary`` receives (features f_n L2-normalised, predictions p_n):
+Every epoch, from the eval pass ``on_epoch_start`` receives (features f_n L2-normalised, predictions p_n):
 
 1. GMM in feature space. Means from the predictions (mu_k = sum_n p_nk f_n / sum_n p_nk, pi_k = sum_n p_nk);
    covariances around each mean with uniform responsibilities, plus ``epsilon`` I; posteriors gamma. Then
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..engine.evaluate import Inference
+from ..datatypes import Inference
 from ..errors import ConfigError, SfdaError
 from ..registry import METHODS
 from .base import Batch, Method, StepInfo, StepOutput, freeze
@@ -175,7 +175,7 @@ class CoWA(Method):
         if self.freeze_classifier:
             self.model.netC.eval()
 
-    def on_boundary(self, epoch: int, inference: Inference):
+    def on_epoch_start(self, epoch: int, inference: Inference):
         if inference.features.shape[0] != self.train_size:
             raise SfdaError(f"the evaluation set has {inference.features.shape[0]} images but the training set "
                             f"{self.train_size}: CoWA's pseudo-labels need both to be the same target images")

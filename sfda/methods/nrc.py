@@ -85,6 +85,6 @@ class NRC(NeighbourhoodMethod):
         near, a_near, expanded, a_expanded = nrc_neighbourhood(self.bank, queries, batch.indices, k, kk, self.r)
         per_sample = nrc_per_sample(probs, self.bank.scores[near], a_near, self.bank.scores[expanded], a_expanded)
         div = diversity(probs, self.epsilon)
-        return StepOutput(loss=self.div_par * div, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
+        return StepOutput(reduced_loss=self.div_par * div, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
                           logits=logits, logs={"loss_nrc": per_sample.detach().mean(), "loss_div": div.detach(),
                                                "reciprocal": a_near.eq(1).float().mean()})

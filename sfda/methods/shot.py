@@ -12,7 +12,7 @@ import torch
 
 from ..clustering import shot_pseudo_labels
 from ..config import Component
-from ..engine.evaluate import Inference
+from ..datatypes import Inference
 from ..losses import build_loss
 from ..losses.information import im_loss
 from ..registry import LOSSES, METHODS
@@ -48,7 +48,7 @@ class SHOT(Method):
         if self.freeze_classifier:
             self.model.netC.eval()
 
-    def on_boundary(self, epoch: int, inference: Inference):
+    def on_epoch_start(self, epoch: int, inference: Inference):
         if not self.uses_labels:
             return {}
         cl = shot_pseudo_labels(inference.features, inference.probs, threshold=self.threshold, distance=self.distance)
@@ -60,13 +60,13 @@ class SHOT(Method):
         logits = self.model(batch.images)
         probs = torch.softmax(logits.float(), dim=1)
         loss = self.ent_par * im_loss(probs, self.epsilon, self.gent) if self.ent_par > 0 else 0.0
-        out = StepOutput(loss=loss, logits=logits, logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss})
+        out = StepOutput(reduced_loss=loss, logits=logits, logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss})
         if self.uses_labels and info.epoch >= self.pl_warmup_epochs:
             targets = self.pseudo[batch.indices]
             per_sample = self.criterion(logits, targets, batch.indices)
             out.per_sample = self.cls_par * per_sample
             out.targets = targets
-            out.loss = out.loss + self.criterion.penalty(self.model)
+            out.reduced_loss = out.reduced_loss + self.criterion.penalty(self.model)
             out.logs["loss_pl"] = per_sample.detach().mean()
         return out
 

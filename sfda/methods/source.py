@@ -30,7 +30,7 @@ class SourceTraining(Method):
         logits = self.model(batch.images)
         per_sample = self.criterion(logits, batch.labels, batch.indices)
         penalty = self.criterion.penalty(self.model)
-        return StepOutput(loss=penalty, per_sample=per_sample, targets=batch.labels, logits=logits,
+        return StepOutput(reduced_loss=penalty, per_sample=per_sample, targets=batch.labels, logits=logits,
                           logs={"loss_cls": per_sample.detach().mean()})
 
     def sampler_labels(self):

@@ -15,24 +15,13 @@ sum_i(w_i l_i) / sum_i(w_i).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
+from ..datatypes import WeightInput
 from ..registry import WEIGHTERS
-
-
-@dataclass
-class WeightInput:
-    model: nn.Module
-    images: torch.Tensor
-    targets: torch.Tensor
-    logits: Optional[torch.Tensor] = None
-    indices: Optional[torch.Tensor] = None
-    epoch: int = 0
-    progress: float = 0.0
 
 
 class Weighter:

@@ -1,0 +1,71 @@
+"""The data types that methods, weighters and the trainer exchange. This module depends only on torch, so
+every layer may import it (engine, methods, weighters, losses) without importing each other."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class Batch:
+    """One training batch, on the model's device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor   # ground truth: supervised methods train on it; adaptation methods must not
+    indices: torch.Tensor  # dataset indices (pseudo-label lookup, memory banks)
+
+
+@dataclass
+class StepInfo:
+    """Where a training step is in the run."""
+
+    epoch: int             # 0-based
+    epochs: int
+    iteration: int         # 0-based, over the whole run
+    total_iterations: int
+
+    @property
+    def progress(self) -> float:
+        return self.iteration / max(self.total_iterations, 1)
+
+
+@dataclass
+class StepOutput:
+    """What a method's ``training_step`` returns. The trainer multiplies ``per_sample`` by the weighter's
+    weights, reduces it and adds ``reduced_loss`` (terms that are already reduced over the batch)."""
+
+    reduced_loss: Union[torch.Tensor, float] = 0.0    # batch-level terms (IM, diversity, penalties), not weighted
+    per_sample: Optional[torch.Tensor] = None        # [N] weightable loss, coefficient included
+    targets: Optional[torch.Tensor] = None           # labels of per_sample (what a weighter scores)
+    logits: Optional[torch.Tensor] = None            # the batch's logits (detached by the trainer for weighters)
+    weight_images: Optional[torch.Tensor] = None     # images a weighter scores, if not the batch images
+    logs: Dict[str, object] = field(default_factory=dict)  # floats or detached tensors (averaged per epoch)
+
+
+@dataclass
+class Inference:
+    """One eval-mode pass over a dataset, in dataset order."""
+
+    features: torch.Tensor  # [N, D] bottleneck features
+    logits: torch.Tensor    # [N, K]
+    labels: torch.Tensor    # [N] ground truth (used for logging only in adaptation)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=1)
+
+
+@dataclass
+class WeightInput:
+    """What a weighter sees of a training step."""
+
+    model: nn.Module
+    images: torch.Tensor                     # the batch as fed to training (after augmentation)
+    targets: torch.Tensor                    # the labels the loss uses (ground truth or pseudo-labels)
+    logits: Optional[torch.Tensor] = None    # the training pass's logits, detached
+    indices: Optional[torch.Tensor] = None   # dataset indices
+    epoch: int = 0
+    progress: float = 0.0                    # 0..1 through training

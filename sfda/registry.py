@@ -26,8 +26,13 @@ class Registry:
         self._items: Dict[str, Any] = {}
         self._loaded = package is None
 
-    def register(self, name: Optional[str] = None, *, aliases: tuple = ()) -> Callable:
+    def register(self, name: Optional[str] = None, *, aliases: tuple = (), params: Optional[type] = None) -> Callable:
+        """Register a class or factory under ``name`` (and ``aliases``). ``params``: the parameter dataclass of a
+        factory function (a class declares its own ``Params``)."""
+
         def deco(obj):
+            if params is not None:
+                obj.Params = params
             key = (name or getattr(obj, "name", None) or obj.__name__).lower()
             for k in (key,) + tuple(a.lower() for a in aliases):
                 if k in self._items and self._items[k] is not obj:

@@ -3,6 +3,7 @@ every layer may import it (engine, methods, weighters, losses) without importing
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Dict, Optional, Union
 
 import torch
@@ -69,3 +70,12 @@ class WeightInput:
     indices: Optional[torch.Tensor] = None   # dataset indices
     epoch: int = 0
     progress: float = 0.0                    # 0..1 through training
+
+
+class EvalPolicy(Enum):
+    """When the trainer evaluates, and which weights a run ends with (a method declares one)."""
+
+    BEFORE_EACH_EPOCH = "before_each_epoch"  # adaptation: one pass before every epoch (handed to the method's
+    #                                           on_epoch_start) and one after the last; the last epoch is reported
+    AFTER_EACH_EPOCH = "after_each_epoch"    # supervised: validation after every epoch; with select_best the
+    #                                           best-scoring weights are kept, otherwise the last

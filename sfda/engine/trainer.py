@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import SfdaError
-from ..datatypes import Batch, Inference, StepInfo, WeightInput
+from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, WeightInput
 from ..methods.base import Method
 from ..models.checkpoint import atomic_save
 from .evaluate import classification_metrics, infer
@@ -126,7 +126,7 @@ class Trainer:
             rec = history[epoch] if len(history) > epoch else {"epoch": epoch}
             if len(history) <= epoch:
                 history.append(rec)
-            if self.method.eval_at_start:
+            if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH:
                 inf, m = self.evaluate(desc=f"eval {epoch}")
                 rec.update({"accuracy": m["accuracy"], "mean_class_accuracy": m["mean_class_accuracy"]})
                 rec.update(self.method.on_epoch_start(epoch, inf))
@@ -136,7 +136,7 @@ class Trainer:
             if self.weighter is not None:
                 stats = self.weighter.epoch_end(epoch, self.epochs, self.run_dir, self.log)
                 nxt.update({f"w_{k}": v for k, v in stats.items()})
-            if not self.method.eval_at_start:
+            if self.method.evaluation is EvalPolicy.AFTER_EACH_EPOCH:
                 _, m = self.evaluate(desc=f"val {epoch + 1}")
                 nxt.update({"accuracy": m["accuracy"], "mean_class_accuracy": m["mean_class_accuracy"]})
                 if self.method.select_best and m[metric] >= best["score"]:
@@ -148,7 +148,7 @@ class Trainer:
             atomic_save(self._state(epoch + 1, history, best, iteration, optimizer), self.run_dir / STATE_FILE)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < self.epochs:
                 return None
-        if self.method.eval_at_start:
+        if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH:
             seed_everything(derive_seed(self.cfg.seed, self.epochs))
             _, final = self.evaluate(desc="final eval")
             last = history[self.epochs] if len(history) > self.epochs else {"epoch": self.epochs}
@@ -225,7 +225,7 @@ class Trainer:
             if k in ("epoch",) or not isinstance(v, (int, float)):
                 continue
             parts.append(f"{k} {v:.4g}" if k != "accuracy" else f"acc {v:.2f}")
-        if self.method.eval_at_start and "accuracy" in boundary:
+        if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH and "accuracy" in boundary:
             parts.insert(1, f"acc@{boundary['epoch']} {boundary['accuracy']:.2f}")
         self.log.info("  ".join(parts))
         self.log.scalars({k: v for k, v in boundary.items() if k != "epoch"}, boundary["epoch"], "epoch/")

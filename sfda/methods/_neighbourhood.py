@@ -74,9 +74,3 @@ class NeighbourhoodMethod(Method):
         self.bank.update(batch.indices, feats, probs)
         queries = self.bank.features[batch.indices.to(self.bank.features.device)]
         return feats, logits, probs, queries
-
-    def state_dict(self):
-        return {"bank": self.bank.state_dict()}
-
-    def load_state_dict(self, state):
-        self.bank.load_state_dict(state.get("bank", {}))

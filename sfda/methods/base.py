@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 
-from ..datatypes import Batch, Inference, StepInfo, StepOutput
+from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput
 
 
 class Method:
@@ -30,8 +30,8 @@ class Method:
     label: str = ""          # display name in tables
     stage: str = "adapt"     # "source" (supervised) or "adapt" (source-free)
     defaults: dict = {}
-    eval_at_start: bool = True   # pass over the eval set before each epoch (adaptation) or after it (source)
-    select_best: bool = False    # keep the weights with the best eval score (source validation only)
+    evaluation: EvalPolicy = EvalPolicy.BEFORE_EACH_EPOCH
+    select_best: bool = False    # with AFTER_EACH_EPOCH: keep the weights with the best eval score
 
     def __init__(self, model: nn.Module, num_classes: int, params: dict, cfg):
         self.model = model
@@ -70,11 +70,30 @@ class Method:
     def train_mode(self) -> None:
         self.model.train()
 
+    # -- resume state: complete by construction ---------------------------------------------------------
+    # Everything a method keeps between steps lives in attributes: tensors (pseudo-labels, confidences) and
+    # objects with state_dict/load_state_dict (its criterion, memory banks). All of them are saved; the
+    # model's weights are saved by the trainer, and the config-derived attributes are rebuilt by setup().
+    NOT_STATE = ("model", "cfg", "hparams", "num_classes")
+
     def state_dict(self) -> dict:
-        return {}
+        out = {}
+        for key, value in vars(self).items():
+            if key in self.NOT_STATE:
+                continue
+            if torch.is_tensor(value):
+                out[key] = value
+            elif hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):
+                out[key] = value.state_dict()
+        return out
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        for key, value in state.items():
+            current = getattr(self, key, None)
+            if current is not None and not torch.is_tensor(current) and hasattr(current, "load_state_dict"):
+                current.load_state_dict(value)
+            else:
+                setattr(self, key, value)
 
 
 def freeze(module: nn.Module) -> None:

@@ -210,10 +210,3 @@ class CoWA(Method):
 
     def sampler_labels(self):
         return self.pseudo
-
-    def state_dict(self):
-        return {"pseudo": self.pseudo, "weights": self.weights}
-
-    def load_state_dict(self, state):
-        self.pseudo = state.get("pseudo")
-        self.weights = state.get("weights")

@@ -72,9 +72,3 @@ class SHOT(Method):
 
     def sampler_labels(self):
         return self.pseudo
-
-    def state_dict(self):
-        return {"pseudo": self.pseudo}
-
-    def load_state_dict(self, state):
-        self.pseudo = state.get("pseudo")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import Component
 from ..losses import build_loss
 from ..registry import LOSSES, METHODS
+from ..datatypes import EvalPolicy
 from .base import Batch, Method, StepInfo, StepOutput
 
 
@@ -14,7 +15,7 @@ class SourceTraining(Method):
 
     label = "Source"
     stage = "source"
-    eval_at_start = False
+    evaluation = EvalPolicy.AFTER_EACH_EPOCH
     select_best = True
     defaults = {
         "loss": Component(LOSSES, "label_smoothing"),

@@ -68,14 +68,11 @@ def run_label(cfg) -> str:
     """Row label in tables: the config's label, or method [+ loss] [+ weighter] [+ sampler]."""
     if cfg.label:
         return cfg.label
-    mcls = METHODS.get(cfg.method.name)
-    label = mcls.label or cfg.method.name.upper()
+    label = METHODS.get(cfg.method.name).display(cfg.method)
     for key in ("pl_loss", "loss"):
         spec = cfg.method.get(key)
         if isinstance(spec, dict) and spec.get("name") not in (None, "ce", "label_smoothing"):
             label += f"[{spec['name']}]"
-    if cfg.method.get("cls_par", None) == 0 and cfg.method.name == "shot":
-        label = "SHOT-IM"
     if cfg.weighting.name != "none":
         label += "+" + WEIGHTERS.get(cfg.weighting.name).display(cfg.weighting)
     if cfg.sampler.name != "none":

@@ -41,6 +41,11 @@ class Method:
             if k != "name":
                 setattr(self, k, v)
 
+    @classmethod
+    def display(cls, spec: dict) -> str:
+        """Row name in tables for this method with the config section ``spec`` (SHOT with cls_par 0: SHOT-IM)."""
+        return cls.label or cls.name.upper()
+
     # -- hooks -----------------------------------------------------------------------------------------
     def setup(self, train_set, device) -> None:
         """Called once the starting weights are loaded and the model is on its device."""

@@ -36,6 +36,10 @@ class SHOT(Method):
         "freeze_classifier": True,
     }
 
+    @classmethod
+    def display(cls, spec: dict) -> str:
+        return "SHOT-IM" if spec.get("cls_par") == 0 else cls.label
+
     def setup(self, train_set, device):
         if self.freeze_classifier:
             freeze(self.model.netC)

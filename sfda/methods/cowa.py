@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..datatypes import Inference
-from ..errors import ConfigError, SfdaError
+from ..errors import SfdaError
+from ..params import Params, param
 from ..registry import METHODS
-from .base import Batch, Method, StepInfo, StepOutput, freeze
+from .base import Batch, Method, StepInfo, StepOutput
 
-COEFFS = ("jmds", "lpg", "ppl", "none")
+Coefficient = Literal["jmds", "lpg", "ppl", "none"]
 
 
 @dataclass
@@ -147,66 +149,60 @@ class CoWA(Method):
     """CoWA-JMDS: GMM pseudo-labels refreshed every epoch, JMDS confidence, weight mixup."""
 
     label = "CoWA"
-    defaults = {
-        "coeff": "jmds",           # per-sample confidence: jmds (LPG x PPL) | lpg | ppl | none (1: use a weighter instead)
-        "alpha": 0.2,              # mixup Beta(alpha, alpha) (Office-Home script 0.2; 0: no mixup)
-        "epsilon": 1e-6,           # covariance jitter
-        "em_rounds": 1,            # EM rounds after the initial estimate
-        "cls_par": 1.0,            # weight of the mixup loss
-        "freeze_classifier": False,  # the original trains the classifier (optim.classifier_lr_mult 0.1)
-    }
 
-    def setup(self, train_set, device):
-        self.coeff = str(self.coeff).lower()
-        if self.coeff not in COEFFS:
-            raise ConfigError(f"method.coeff must be one of {', '.join(COEFFS)}, got '{self.coeff}'")
-        if self.alpha < 0:
-            raise ConfigError(f"method.alpha must be >= 0 (0 switches mixup off), got {self.alpha}")
-        if self.em_rounds < 0:
-            raise ConfigError(f"method.em_rounds must be >= 0, got {self.em_rounds}")
-        if self.freeze_classifier:
-            freeze(self.model.netC)
+    @dataclass
+    class Params(Params):
+        coeff: Coefficient = param("jmds", help="per-sample confidence: jmds (LPG x PPL), lpg, ppl or none (1: use "
+                                                "a weighter instead)")
+        alpha: float = param(0.2, low=0.0, help="mixup Beta(alpha, alpha) (Office-Home script 0.2; 0: no mixup)")
+        epsilon: float = param(1e-6, low=0.0, help="covariance jitter")
+        em_rounds: int = param(1, low=0, help="EM rounds after the initial estimate")
+        cls_par: float = param(1.0, help="weight of the mixup loss")
+        freeze_classifier: bool = param(False, help="the original trains the classifier (optim.classifier_lr_mult "
+                                                    "0.1)")
+
+    hparams: Params
+
+    def setup(self, train_set, device) -> None:
+        super().setup(train_set, device)
         self.train_size = len(train_set)
-        self.pseudo = None
-        self.weights = None
-
-    def train_mode(self):
-        self.model.train()
-        if self.freeze_classifier:
-            self.model.netC.eval()
+        self.pseudo: Optional[torch.Tensor] = None       # [N] GMM pseudo-labels
+        self.confidence: Optional[torch.Tensor] = None   # [N] the per-sample coefficient (JMDS by default)
 
     def on_epoch_start(self, epoch: int, inference: Inference):
         if inference.features.shape[0] != self.train_size:
             raise SfdaError(f"the evaluation set has {inference.features.shape[0]} images but the training set "
                             f"{self.train_size}: CoWA's pseudo-labels need both to be the same target images")
-        g = gmm_pseudo_labels(inference.features, inference.probs, epsilon=self.epsilon, em_rounds=self.em_rounds)
-        self.pseudo = g.labels
-        self.weights = g.coefficient(self.coeff)
-        jm = g.coefficient("jmds")
-        return {"pl_accuracy": 100.0 * (g.labels == inference.labels).float().mean().item(),
-                "jmds_mean": jm.mean().item()}
+        gmm = gmm_pseudo_labels(inference.features, inference.probs, epsilon=self.hparams.epsilon,
+                                em_rounds=self.hparams.em_rounds)
+        self.pseudo = gmm.labels
+        self.confidence = gmm.coefficient(self.hparams.coeff)
+        return {"pl_accuracy": 100.0 * (gmm.labels == inference.labels).float().mean().item(),
+                "jmds_mean": gmm.coefficient("jmds").mean().item()}
+
+    def mixup_pairs(self, batch_size: int, device: torch.device):
+        """(lambda [B], partner permutation [B]): lambda ~ Beta(alpha, alpha); alpha 0: no mixup."""
+        alpha = self.hparams.alpha
+        if alpha > 0:
+            beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+            return beta.sample((batch_size,)).to(device), torch.randperm(batch_size).to(device)
+        return torch.ones(batch_size, device=device), torch.arange(batch_size, device=device)
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
-        x = batch.images
-        idx = batch.indices.to(self.pseudo.device)
-        y = self.pseudo[idx].to(x.device)
-        c = self.weights[idx].to(x.device)
-        B = x.shape[0]
-        if self.alpha > 0:
-            beta = torch.distributions.Beta(torch.tensor(float(self.alpha)), torch.tensor(float(self.alpha)))
-            lam = beta.sample((B,)).to(x.device)
-            perm = torch.randperm(B).to(x.device)
-        else:
-            lam = torch.ones(B, device=x.device)
-            perm = torch.arange(B, device=x.device)
-        shape = (B,) + (1,) * (x.dim() - 1)
-        mixed_x = lam.view(shape).to(x.dtype) * x + (1 - lam.view(shape)).to(x.dtype) * x[perm]
-        logits = self.model(mixed_x)
-        per_sample, mixed = mixup_per_sample(logits, y, c, lam, perm, self.num_classes)
+        assert self.pseudo is not None and self.confidence is not None, "on_epoch_start runs before training"
+        images = batch.images
+        rows = batch.indices.to(self.pseudo.device)
+        targets = self.pseudo[rows].to(images.device)
+        confidence = self.confidence[rows].to(images.device)
+        lam, perm = self.mixup_pairs(images.shape[0], images.device)
+        shape = (images.shape[0],) + (1,) * (images.dim() - 1)
+        mixed_images = lam.view(shape).to(images.dtype) * images + (1 - lam.view(shape)).to(images.dtype) * images[perm]
+        logits = self.model(mixed_images)
+        per_sample, mixed = mixup_per_sample(logits, targets, confidence, lam, perm, self.num_classes)
         # The weighter scores the real images with their pseudo-labels; the logits are of mixed images, so none
         # are handed over (a logit-based weighter recomputes them on the real images).
-        return StepOutput(per_sample=self.cls_par * per_sample, targets=y, weight_images=x,
+        return StepOutput(per_sample=self.hparams.cls_par * per_sample, targets=targets, weight_images=images,
                           logs={"loss_mix": mixed.detach().mean()})
 
-    def sampler_labels(self):
+    def sampler_labels(self) -> Optional[torch.Tensor]:
         return self.pseudo

@@ -34,11 +34,11 @@ KnnBackend = Literal["auto", "torch", "faiss"]
 BACKENDS: Tuple[str, ...] = typing.get_args(KnnBackend)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _faiss():
     """The faiss module, or None if it is not installed."""
     try:
-        import faiss  # noqa: F401
+        import faiss
     except ImportError:
         return None
     return faiss
@@ -53,7 +53,7 @@ def faiss_gpu_available() -> bool:
     return fs is not None and hasattr(fs, "StandardGpuResources") and torch.cuda.is_available()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gpu_resources():
     fs = _faiss()
     import faiss.contrib.torch_utils  # noqa: F401  (lets faiss.knn_gpu take torch CUDA tensors)

@@ -12,21 +12,20 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
+from helpers import tiny_config_dict
 
 from sfda.cli import main
 from sfda.config import config_from_dict, load_config
+from sfda.datatypes import Batch, StepInfo
 from sfda.engine.runner import run_dir, run_stage
 from sfda.errors import ConfigError, SfdaError
 from sfda.methods.aad import attraction, dispersion
-from sfda.datatypes import Batch, StepInfo
 from sfda.methods.cowa import CoWA, gmm_pseudo_labels, mixup_per_sample
 from sfda.methods.nrc import NRC, nrc_neighbourhood, nrc_per_sample
 from sfda.methods.shot import SHOT
 from sfda.neighbours import MemoryBank
 from sfda.weighting import WeightInput
 from sfda.weighting.ns import NaturalSelection
-
-from helpers import tiny_config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -364,6 +363,16 @@ def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path,
     assert res["accuracy"] > res["source_only_accuracy"]
     assert main(["--plugin", plugin, "list"]) == 0  # loading the same file again is harmless
     assert "entmin_pl" in capsys.readouterr().out
+
+
+def test_example_plugin_parameters_are_typed_and_checked_at_load(tmp_path):
+    from sfda.plugins import load_plugin
+    load_plugin(str(ROOT / "examples" / "my_method.py"))
+    cfg = config_from_dict(tiny_config_dict(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.pl_par": 1}))
+    assert dict(cfg.method) == {"ent_par": 1.0, "pl_par": 1.0, "threshold": 0.0, "freeze_classifier": True,
+                                "name": "entmin_pl"}
+    with pytest.raises(ConfigError, match=r"'method.threshold' must be in \[0, 1\], got 1.5 \(method 'entmin_pl'\)"):
+        config_from_dict(tiny_config_dict(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.threshold": 1.5}))
 
 
 def test_plugins_from_the_environment_and_bad_plugins(tmp_path, monkeypatch, capsys):

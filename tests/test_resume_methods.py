@@ -3,14 +3,13 @@ and the weights of an uninterrupted run (CPU, fixed seed, separate output roots)
 between steps is left out of its saved state."""
 import pytest
 import torch
+from helpers import tiny_config_dict
 
 from sfda.config import config_from_dict
 from sfda.datatypes import Inference
 from sfda.engine.runner import run_dir, run_stage
 from sfda.models.network import build_model
 from sfda.registry import METHODS
-
-from helpers import tiny_config_dict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

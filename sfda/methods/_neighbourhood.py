@@ -4,6 +4,7 @@ is per-sample state (:class:`~sfda.neighbours.MemoryBank`), so it is part of the
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
 from ..datatypes import Inference
@@ -35,7 +36,7 @@ class NeighbourhoodMethod(Method):
                                                     "optim.classifier_lr_mult)")
         epsilon: float = param(1e-5, low=0.0, help="in the diversity term's log")
 
-    hparams: Params
+    hparams: NeighbourhoodMethod.Params
 
     def setup(self, train_set, device) -> None:
         super().setup(train_set, device)

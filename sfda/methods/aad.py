@@ -52,7 +52,7 @@ class AaD(NeighbourhoodMethod):
         alpha: float = param(1.0, help="weight of the dispersion term")
         beta: float = param(0.0, help="lambda = alpha (1 + 10 t/T)^-beta (0: constant; VisDA-C: 5)")
 
-    hparams: Params
+    hparams: AaD.Params
 
     def dispersion_weight(self, info: StepInfo) -> float:
         return self.hparams.alpha * (1.0 + 10.0 * info.progress) ** (-self.hparams.beta)

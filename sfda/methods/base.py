@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Union
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput
+from ..models.network import SFDANet
 from ..params import Params as ParamsBase
 from ..params import hparams_for
 
@@ -39,15 +40,16 @@ class Method:
     evaluation: EvalPolicy = EvalPolicy.BEFORE_EACH_EPOCH
     select_best: bool = False    # with AFTER_EACH_EPOCH: keep the weights with the best eval score
 
-    def __init__(self, model: nn.Module, num_classes: int, hparams: Union[ParamsBase, Dict[str, Any], None] = None,
+    def __init__(self, model: SFDANet, num_classes: int, hparams: Union[ParamsBase, Dict[str, Any], None] = None,
                  cfg: Any = None, **overrides: Any):
         """``hparams``: the typed parameters (the class's ``Params``), or the config's ``method`` section as a
         dict (checked as the config loader checks it); ``overrides``: single values on top (tests, code)."""
         self.model = model
         self.num_classes = num_classes
         self.cfg = cfg
-        if isinstance(hparams, dict):
-            hparams, overrides = None, {**hparams, **overrides}
+        if isinstance(hparams, dict):  # a config section: checked and converted like keyword values
+            overrides = {**hparams, **overrides}
+            hparams = None
         self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="method.")
 
     @classmethod

@@ -161,7 +161,7 @@ class CoWA(Method):
         freeze_classifier: bool = param(False, help="the original trains the classifier (optim.classifier_lr_mult "
                                                     "0.1)")
 
-    hparams: Params
+    hparams: CoWA.Params
 
     def setup(self, train_set, device) -> None:
         super().setup(train_set, device)

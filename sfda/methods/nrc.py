@@ -73,7 +73,7 @@ class NRC(NeighbourhoodMethod):
         switch_kk: int = param(0, low=0, help="0: KK fixed; > 0: KK from switch_progress on (the Office-Home "
                                                  "code's hidden 4)")
 
-    hparams: Params
+    hparams: NRC.Params
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
         _, logits, probs, queries = self.forward_and_update(batch)

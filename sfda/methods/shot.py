@@ -40,7 +40,7 @@ class SHOT(Method):
         pl_warmup_epochs: int = param(0, low=0, help="epochs without the pseudo-label term (VisDA-C: 1)")
         freeze_classifier: bool = param(True, help="keep the source classifier (the hypothesis) fixed")
 
-    hparams: Params
+    hparams: SHOT.Params
 
     @classmethod
     def display(cls, spec: dict) -> str:

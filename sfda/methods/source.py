@@ -27,7 +27,7 @@ class SourceTraining(Method):
         select_best: bool = param(True, help="keep the best weights on the validation split; false: report the "
                                              "last epoch")
 
-    hparams: Params
+    hparams: SourceTraining.Params
     NOT_STATE = Method.NOT_STATE + ("train_labels",)  # the data's labels, set again by setup()
 
     @property

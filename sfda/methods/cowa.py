@@ -66,19 +66,20 @@ class GMMLabels:
         return torch.ones_like(self.lpg)
 
 
-def _log_gaussians(f: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """log pi_k + log N(f_n | mu_k, Sigma_k) [N, K]; Sigma_k = sum_n resp_nk (f_n - mu_k)(f_n - mu_k)^T / sum_n resp_nk
-    + epsilon I. Classes with no mass (pi_k = 0) get -inf."""
-    N, D = f.shape
+def _log_gaussians(points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor,
+                   epsilon: float) -> torch.Tensor:
+    """log pi_k + log N(f_n | mu_k, Sigma_k) [N, K] for the points f [N, D]; Sigma_k = sum_n resp_nk (f_n - mu_k)
+    (f_n - mu_k)^T / sum_n resp_nk + epsilon I. Classes with no mass (pi_k = 0) get -inf."""
+    N, D = points.shape
     K = mu.shape[0]
-    out = torch.full((N, K), -math.inf, dtype=f.dtype, device=f.device)
-    eye = torch.eye(D, dtype=f.dtype, device=f.device)
+    out = torch.full((N, K), -math.inf, dtype=points.dtype, device=points.device)
+    eye = torch.eye(D, dtype=points.dtype, device=points.device)
     for k in range(K):
         if not pi[k] > 0:
             continue
-        diff = f - mu[k]
-        w = resp[:, k:k + 1]
-        cov = diff.t() @ (diff * w) / w.sum() + epsilon * eye
+        diff = points - mu[k]
+        resp_k = resp[:, k:k + 1]
+        cov = diff.t() @ (diff * resp_k) / resp_k.sum() + epsilon * eye
         jitter = epsilon
         chol, info = torch.linalg.cholesky_ex(cov)
         for _ in range(3):
@@ -88,8 +89,8 @@ def _log_gaussians(f: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: to
             chol, info = torch.linalg.cholesky_ex(cov + jitter * eye)
         if int(info) != 0:
             continue  # a degenerate class: leave it out of the mixture
-        z = torch.linalg.solve_triangular(chol, diff.t(), upper=False)   # [D, N]
-        maha = (z * z).sum(dim=0)
+        whitened = torch.linalg.solve_triangular(chol, diff.t(), upper=False)   # [D, N]
+        maha = (whitened * whitened).sum(dim=0)
         logdet = 2.0 * torch.log(torch.diagonal(chol)).sum()
         out[:, k] = -0.5 * (D * math.log(2 * math.pi) + logdet + maha) + torch.log(pi[k])
     return out
@@ -99,33 +100,33 @@ def _log_gaussians(f: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: to
 def gmm_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, *, epsilon: float = 1e-6, em_rounds: int = 1,
                       normalize: bool = True) -> GMMLabels:
     """CoWA's GMM pseudo-labels and JMDS factors from target features [N, D] and predictions [N, K]."""
-    f = features.double()
+    points = features.double()
     if normalize:
-        f = F.normalize(f, dim=1)
-    p = probs.double()
-    N, K = p.shape
+        points = F.normalize(points, dim=1)
+    predictions = probs.double()
+    N, K = predictions.shape
 
     def means(resp):
         pi = resp.sum(dim=0)
-        mu = (resp.t() @ f) / pi.clamp_min(1e-300).unsqueeze(1)
+        mu = (resp.t() @ points) / pi.clamp_min(1e-300).unsqueeze(1)
         return pi, mu
 
-    pi, mu = means(p)
-    log_joint = _log_gaussians(f, torch.full_like(p, 1.0 / K), pi, mu, epsilon)
+    pi, mu = means(predictions)
+    log_joint = _log_gaussians(points, torch.full_like(predictions, 1.0 / K), pi, mu, epsilon)
     for _ in range(em_rounds):
         log_post = log_joint - torch.logsumexp(log_joint, dim=1, keepdim=True)
         gamma = log_post.exp()
         pi, mu = means(gamma)
-        log_joint = _log_gaussians(f, gamma, pi, mu, epsilon)
+        log_joint = _log_gaussians(points, gamma, pi, mu, epsilon)
     log_post = log_joint - torch.logsumexp(log_joint, dim=1, keepdim=True)
     labels = log_post.argmax(dim=1)
     top = log_post.topk(min(2, K), dim=1).values
-    gap = top[:, 0] - top[:, 1] if K > 1 else torch.zeros(N, dtype=f.dtype, device=f.device)
+    gap = top[:, 0] - top[:, 1] if K > 1 else torch.zeros(N, dtype=points.dtype, device=points.device)
     finite = torch.isfinite(gap)
-    top_gap = gap[finite].max() if finite.any() else torch.tensor(1.0, dtype=f.dtype, device=f.device)
+    top_gap = gap[finite].max() if finite.any() else torch.tensor(1.0, dtype=points.dtype, device=points.device)
     gap = torch.where(finite, gap, top_gap)   # only one class left in the mixture: the largest gap
     lpg = gap / top_gap.clamp_min(1e-12) if top_gap > 0 else torch.ones_like(gap)
-    ppl = p.gather(1, labels.view(-1, 1)).squeeze(1)
+    ppl = predictions.gather(1, labels.view(-1, 1)).squeeze(1)
     return GMMLabels(labels, log_post.float(), lpg.float(), ppl.float())
 
 

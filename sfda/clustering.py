@@ -24,30 +24,31 @@ class Clustering:
 @torch.no_grad()
 def shot_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, *, threshold: int = 0, rounds: int = 2,
                        distance: str = "cosine") -> Clustering:
-    f = features.float()
+    """Pseudo-labels [N] from eval-mode features [N, D] and predictions [N, K] (see the module docstring)."""
+    points = features.float()
     if distance == "cosine":
-        f = torch.cat([f, torch.ones(f.shape[0], 1, device=f.device, dtype=f.dtype)], dim=1)
-        f = F.normalize(f, dim=1)
+        points = torch.cat([points, torch.ones(points.shape[0], 1, device=points.device, dtype=points.dtype)], dim=1)
+        points = F.normalize(points, dim=1)
     elif distance != "euclidean":
         raise ValueError(f"distance must be 'cosine' or 'euclidean', got '{distance}'")
-    K = probs.shape[1]
-    aff = probs.float()
-    predict = aff.argmax(dim=1)
-    dist = None
-    centroids = None
+    num_classes = probs.shape[1]
+    affinity = probs.float()
+    predict = affinity.argmax(dim=1)
+    distances = torch.empty(0)
+    centroids = torch.empty(0)
     for _ in range(rounds):
-        centroids = aff.t() @ f / (1e-8 + aff.sum(dim=0, keepdim=True).t())
-        counts = torch.bincount(predict, minlength=K)
+        centroids = affinity.t() @ points / (1e-8 + affinity.sum(dim=0, keepdim=True).t())
+        counts = torch.bincount(predict, minlength=num_classes)
         live = torch.nonzero(counts > threshold).flatten()
         if live.numel() == 0:  # threshold above every count: fall back to all predicted classes
             live = torch.nonzero(counts > 0).flatten()
-        c = centroids[live]
+        live_centroids = centroids[live]
         if distance == "cosine":
-            d = 1.0 - f @ F.normalize(c, dim=1).t()
+            live_distances = 1.0 - points @ F.normalize(live_centroids, dim=1).t()
         else:
-            d = torch.cdist(f, c)
-        predict = live[d.argmin(dim=1)]
-        aff = F.one_hot(predict, K).float()
-        dist = torch.full((f.shape[0], K), float("inf"), device=f.device)
-        dist[:, live] = d
-    return Clustering(predict, centroids, dist)
+            live_distances = torch.cdist(points, live_centroids)
+        predict = live[live_distances.argmin(dim=1)]
+        affinity = F.one_hot(predict, num_classes).float()
+        distances = torch.full((points.shape[0], num_classes), float("inf"), device=points.device)
+        distances[:, live] = live_distances
+    return Clustering(predict, centroids, distances)

@@ -433,7 +433,7 @@ def test_anl_penalty_is_l1_of_trainable_parameters_and_added_once_per_batch(two_
     pen = method.criterion.penalty(model)
     assert (out.reduced_loss - im).item() == pytest.approx(pen.item(), rel=1e-5)   # the batch term, once
     per = method.criterion(out.logits, method.pseudo[idx], idx)
-    assert torch.allclose(out.per_sample, method.cls_par * per)             # no penalty in the per-sample term
+    assert torch.allclose(out.per_sample, method.hparams.cls_par * per)     # no penalty in the per-sample term
 
 
 # ---- every registered loss as SHOT's pseudo-label loss (1 epoch) -----------------------------------------------

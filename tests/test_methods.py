@@ -1,5 +1,6 @@
 """NRC, AaD and CoWA-JMDS: losses against hand-computed values, GMM labels against an independent computation,
-short runs with and without NS, resume with memory banks, and the external example method (plugin)."""
+typed parameters checked at load, the shared classifier policy, short runs with and without NS, and the external
+example method (plugin). Resume tests for every method: test_resume_methods.py."""
 import math
 import os
 import subprocess
@@ -11,25 +12,31 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
+from helpers import tiny_config_dict
 
 from sfda.cli import main
-from sfda.config import config_from_dict
+from sfda.config import config_from_dict, load_config
+from sfda.datatypes import Batch, StepInfo
 from sfda.engine.runner import run_dir, run_stage
 from sfda.errors import ConfigError, SfdaError
 from sfda.methods.aad import attraction, dispersion
-from sfda.datatypes import Batch, StepInfo
 from sfda.methods.cowa import CoWA, gmm_pseudo_labels, mixup_per_sample
 from sfda.methods.nrc import NRC, nrc_neighbourhood, nrc_per_sample
-from sfda.neighbors import MemoryBank
+from sfda.methods.shot import SHOT
+from sfda.neighbours import MemoryBank
 from sfda.weighting import WeightInput
 from sfda.weighting.ns import NaturalSelection
 
-from helpers import tiny_config_dict
-from test_neighbors import circle
-
 ROOT = Path(__file__).resolve().parents[1]
 
-# Bank predictions S_0..S_5 of the six circle samples (neighbours: see test_neighbors.EXPECTED)
+
+def circle(angles=(0.0, 0.1, 0.25, 0.45, 0.7, 1.0)):
+    """Six unit vectors at these angles (as in test_neighbours.py): neighbours in the order of the angle gaps."""
+    a = torch.tensor(angles, dtype=torch.float32)
+    return torch.stack([a.cos(), a.sin()], dim=1)
+
+
+# Bank predictions S_0..S_5 of the six circle samples (neighbours: see test_neighbours.EXPECTED)
 S = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
                   [1 / 3, 1 / 3, 1 / 3]])
 P2 = torch.tensor([0.5, 0.3, 0.2])   # current prediction of sample 2
@@ -107,21 +114,78 @@ def test_k_switch_is_explicit_and_off_by_default():
     assert m.current_k(StepInfo(5, 10, 51, 100), "k") == 5 and m.current_k(StepInfo(5, 10, 51, 100), "kk") == 4
 
 
-@pytest.mark.parametrize("params, msg", [({"k": 0}, "method.k must be at least 1"),
-                                         ({"knn_backend": "annoy"}, "knn_backend"),
-                                         ({"switch_progress": 1.5}, "switch_progress"),
-                                         ({"r": 2.0}, "method.r")])
-def test_nrc_bad_settings_are_config_errors(params, msg):
-    m = NRC(FeatureModel(torch.eye(2, 3)), 3, params, None)
+@pytest.mark.parametrize("params, msg", [({"k": 0}, r"'method.k' must be in \[1, inf\], got 0 \(method 'nrc'\)"),
+                                         ({"knn_backend": "annoy"},
+                                          "'method.knn_backend' must be one of auto, torch, faiss, got 'annoy'"),
+                                         ({"switch_progress": 1.5}, r"'method.switch_progress' must be in \[0, 1\]"),
+                                         ({"switch_kk": -1}, r"'method.switch_kk' must be in \[0, inf\]"),
+                                         ({"r": 2.0}, r"'method.r' must be in \[0, 1\], got 2.0")])
+def test_nrc_bad_settings_are_config_errors_at_load(tmp_path, params, msg):
+    overrides = {"method.name": "nrc", **{f"method.{k}": v for k, v in params.items()}}
     with pytest.raises(ConfigError, match=msg):
+        config_from_dict(tiny_config_dict(tmp_path, tmp_path, **overrides))
+    with pytest.raises(ConfigError, match=msg.split(" must")[0]):  # code constructing the method: the same check
+        NRC(FeatureModel(torch.eye(2, 3)), 3, params, None)
+
+
+@pytest.mark.parametrize("method, key, value, msg", [
+    ("cowa", "coeff", "jmdss", "must be one of jmds, lpg, ppl, none, got 'jmdss'"),
+    ("cowa", "alpha", -0.1, "must be in [0, inf], got -0.1"),
+    ("cowa", "em_rounds", -1, "must be in [0, inf], got -1"),
+    ("aad", "k", 0, "must be in [1, inf], got 0"),
+    ("shot", "distance", "manhattan", "must be one of cosine, euclidean, got 'manhattan'"),
+    ("shot", "pl_warmup_epochs", 1.5, "must be an integer, got 1.5")])
+def test_bad_method_values_stop_the_config_load_with_one_line(tmp_path, method, key, value, msg):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict(tmp_path, tmp_path, **{"method.name": method,
+                                                                           f"method.{key}": value})))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(f"{key}:"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}:{line}: 'method.{key}' {msg} (method '{method}')"
+    with pytest.raises(ConfigError) as err:  # the same from the command line
+        load_config(path, [f"method.{key}=1", f"method.{key}={value}"])
+    assert str(err.value) == f"command line: 'method.{key}' {msg} (method '{method}')"
+
+
+def test_typed_parameters_from_a_section_a_params_object_or_keywords():
+    model = FeatureModel(torch.eye(2, 3))
+    m = NRC(model, 3, {"name": "nrc", "k": 4, "knn_backend": "TORCH"}, None)
+    assert isinstance(m.hparams, NRC.Params) and m.hparams.k == 4 and m.hparams.knn_backend == "torch"
+    assert m.hparams.kk == 2 and m.hparams.r == 0.1 and m.hparams.switch_progress == 0.5  # the defaults
+    assert NRC(model, 3, m.hparams).hparams is m.hparams
+    assert NRC(model, 3, m.hparams, kk=5).hparams.to_dict() == {**m.hparams.to_dict(), "kk": 5}
+    assert NRC(model, 3, {"k": 4}, None, r=0.5).hparams.r == 0.5
+    cowa = CoWA(model, 3, coeff="PPL", em_rounds=2)
+    assert cowa.hparams.coeff == "ppl" and cowa.hparams.em_rounds == 2 and cowa.hparams.alpha == 0.2
+    shot = SHOT(model, 3, {"pl_loss": {"name": "gce", "q": 0.5}})
+    assert shot.hparams.pl_loss == {"name": "gce", "q": 0.5} and shot.hparams.cls_par == 0.3
+    assert SHOT(model, 3).hparams.pl_loss == {"name": "ce"}
+    for cls in (NRC, CoWA, SHOT):  # no copies of the parameters on the method itself
+        assert not hasattr(cls, "defaults") and not hasattr(cls(model, 3), "k")
+
+
+@pytest.mark.parametrize("cls, frozen", [(SHOT, True), (NRC, False), (CoWA, False)])
+def test_classifier_policy_lives_in_the_base(cls, frozen):
+    for freeze_classifier in (frozen, not frozen):
+        model = FeatureModel(torch.randn(3, 2))
+        model.netF = nn.BatchNorm1d(3)
+        model.netC = nn.Sequential(nn.BatchNorm1d(3), nn.Linear(3, 2))
+        m = cls(model, 2, {} if freeze_classifier == frozen else {"freeze_classifier": freeze_classifier})
+        assert m.hparams.freeze_classifier == freeze_classifier
         m.setup(list(range(6)), "cpu")
+        m.train_mode()
+        assert model.training and model.netF.training
+        assert model.netC.training != freeze_classifier
+        assert all(p.requires_grad != freeze_classifier for p in model.netC.parameters())
+        assert all(p.requires_grad for p in model.netF.parameters())
 
 
 # -- AaD ------------------------------------------------------------------------------------------------
 def test_aad_attraction_and_dispersion_by_hand():
     bank = circle_bank()
     idx = torch.tensor([2, 4])
-    near = bank.neighbors(bank.features[idx], 2, exclude=idx)
+    near = bank.neighbours(bank.features[idx], 2, exclude=idx)
     assert near.tolist() == [[1, 3], [3, 5]]
     probs = torch.stack([P2, P4]).requires_grad_(True)
     a = attraction(probs, S[near])
@@ -233,14 +297,14 @@ def test_cowa_step_scores_real_images_with_pseudo_labels():
     m = CoWA(model, 3, {"alpha": 0.2}, None)
     m.setup(list(range(8)), "cpu")
     m.pseudo = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    m.weights = torch.linspace(0.1, 0.8, 8)
+    m.confidence = torch.linspace(0.1, 0.8, 8)
     x = torch.randn(4, 1, 2, 2)
     idx = torch.tensor([5, 0, 7, 2])
     out = m.training_step(Batch(x, torch.zeros(4, dtype=torch.long), idx), StepInfo(0, 1, 0, 1))
     assert out.weight_images is x and out.targets.tolist() == [2, 0, 1, 2] and out.logits is None
     assert out.per_sample.shape == (4,) and out.per_sample.requires_grad
     with pytest.raises(ConfigError, match="method.coeff"):
-        CoWA(model, 3, {"coeff": "entropy"}, None).setup([], "cpu")
+        CoWA(model, 3, {"coeff": "entropy"}, None)
     # NS sees the real images and their pseudo-labels
     ns = NaturalSelection(3, m=2)
     w = ns(WeightInput(model, out.weight_images, out.targets))
@@ -262,25 +326,6 @@ def _cfg(root, out, src, method, **kw):
             "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1}
     base.update(kw)
     return config_from_dict(tiny_config_dict(root, out, **base))
-
-
-@pytest.mark.parametrize("method", ["nrc", "aad", "cowa"])
-def test_method_adapts_and_resumes_exactly(two_domains, source, tmp_path, method):
-    full = run_stage(_cfg(two_domains, tmp_path / "a", source, method))
-    assert full["accuracy"] > full["source_only_accuracy"] + 10, (full["source_only_accuracy"], full["accuracy"])
-    assert [h["epoch"] for h in full["history"]] == [0, 1, 2] and full["history"][-1]["accuracy"] == full["accuracy"]
-    cfg = _cfg(two_domains, tmp_path / "b", source, method)
-    assert run_stage(cfg, stop_after_epoch=1) is None
-    state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)["method"]
-    if method in ("nrc", "aad"):  # the memory banks travel with the resume state
-        assert state["bank"]["features"].shape[0] == 160 and state["bank"]["scores"].shape == (160, 4)
-    resumed = run_stage(cfg)
-    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h]  # noqa: E731
-    assert strip(resumed["history"]) == strip(full["history"])
-    a = torch.load(run_dir(_cfg(two_domains, tmp_path / "a", source, method)) / "target_B.pt")
-    b = torch.load(run_dir(cfg) / "target_B.pt")
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.mark.parametrize("method, extra", [("nrc", {}), ("aad", {}), ("cowa", {"method.coeff": "none"}),
@@ -318,6 +363,16 @@ def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path,
     assert res["accuracy"] > res["source_only_accuracy"]
     assert main(["--plugin", plugin, "list"]) == 0  # loading the same file again is harmless
     assert "entmin_pl" in capsys.readouterr().out
+
+
+def test_example_plugin_parameters_are_typed_and_checked_at_load(tmp_path):
+    from sfda.plugins import load_plugin
+    load_plugin(str(ROOT / "examples" / "my_method.py"))
+    cfg = config_from_dict(tiny_config_dict(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.pl_par": 1}))
+    assert dict(cfg.method) == {"ent_par": 1.0, "pl_par": 1.0, "threshold": 0.0, "freeze_classifier": True,
+                                "name": "entmin_pl"}
+    with pytest.raises(ConfigError, match=r"'method.threshold' must be in \[0, 1\], got 1.5 \(method 'entmin_pl'\)"):
+        config_from_dict(tiny_config_dict(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.threshold": 1.5}))
 
 
 def test_plugins_from_the_environment_and_bad_plugins(tmp_path, monkeypatch, capsys):

@@ -1,21 +1,17 @@
-"""Shared parts of the memory-bank methods (NRC, AaD): the bank filled from the epoch-0 eval pass and
-updated with every training batch, an explicit (off by default) K switch, the classifier policy, and the
-resume state (the banks are part of ``state_dict``)."""
+"""Shared parts of the memory-bank methods (NRC, AaD): the parameters they share, the bank filled from the
+epoch-0 eval pass and updated with every training batch, and an explicit (off by default) K switch. The bank
+is per-sample state (:class:`~sfda.neighbours.MemoryBank`), so it is part of the resume state."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from ..datatypes import Inference
-from ..errors import ConfigError, SfdaError
-from ..neighbors import BACKENDS, MemoryBank
-from .base import Batch, Method, StepInfo, freeze
-
-NEIGHBOUR_DEFAULTS = {
-    "knn_backend": "auto",       # auto (faiss if installed; GPU search on CUDA with faiss-gpu) | torch | faiss
-    "switch_progress": 0.5,      # with switch_k / switch_kk > 0: fraction of the iterations after which they apply
-    "freeze_classifier": False,  # NRC and AaD train the classifier (at optim.classifier_lr_mult)
-    "epsilon": 1e-5,
-}
+from ..errors import SfdaError
+from ..neighbours import KnnBackend, MemoryBank
+from ..params import Params, param
+from .base import Batch, Method, StepInfo
 
 
 def diversity(probs: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -25,29 +21,27 @@ def diversity(probs: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 
 class NeighbourhoodMethod(Method):
-    """Base of NRC and AaD: bank set-up, K schedule, classifier policy, state."""
+    """Base of NRC and AaD: bank set-up, K schedule."""
 
-    k_keys = ("k",)  # neighbour counts the method uses (each may have a switch_<key>)
+    @dataclass
+    class Params(Params):
+        k: int = param(3, low=1, help="nearest neighbours (Office-Home script: 3; VisDA-C: 5)")
+        switch_k: int = param(0, low=0, help="0: K fixed; > 0: K from switch_progress on (the Office-Home "
+                                               "code's hidden switch)")
+        switch_progress: float = param(0.5, low=0.0, high=1.0, help="fraction of the iterations after which "
+                                                                    "switch_* apply")
+        knn_backend: KnnBackend = param("auto", help="auto: faiss if installed (GPU search on CUDA with "
+                                                     "faiss-gpu), else torch")
+        freeze_classifier: bool = param(False, help="NRC and AaD train the classifier (at "
+                                                    "optim.classifier_lr_mult)")
+        epsilon: float = param(1e-5, low=0.0, help="in the diversity term's log")
 
-    def setup(self, train_set, device):
-        if self.knn_backend not in BACKENDS:
-            raise ConfigError(f"method.knn_backend must be one of {', '.join(BACKENDS)}, got '{self.knn_backend}'")
-        for key in self.k_keys:
-            if int(getattr(self, key)) < 1:
-                raise ConfigError(f"method.{key} must be at least 1, got {getattr(self, key)}")
-            if int(getattr(self, f"switch_{key}")) < 0:
-                raise ConfigError(f"method.switch_{key} must be 0 (no switch) or a positive count")
-        if not 0.0 <= self.switch_progress <= 1.0:
-            raise ConfigError(f"method.switch_progress must be in [0, 1], got {self.switch_progress}")
-        if self.freeze_classifier:
-            freeze(self.model.netC)
+    hparams: NeighbourhoodMethod.Params
+
+    def setup(self, train_set, device) -> None:
+        super().setup(train_set, device)
         self.train_size = len(train_set)
-        self.bank = MemoryBank(self.knn_backend)
-
-    def train_mode(self):
-        self.model.train()
-        if self.freeze_classifier:
-            self.model.netC.eval()
+        self.bank = MemoryBank(self.hparams.knn_backend)
 
     def on_epoch_start(self, epoch: int, inference: Inference):
         # The bank is filled once, from the eval pass before epoch 0; afterwards only the batches update it.
@@ -61,10 +55,10 @@ class NeighbourhoodMethod(Method):
 
     def current_k(self, info: StepInfo, key: str = "k") -> int:
         """``key``'s value, or ``switch_<key>`` once training is past ``switch_progress`` if that is set (> 0)."""
-        late = int(getattr(self, f"switch_{key}"))
-        if late > 0 and info.iteration > self.switch_progress * info.total_iterations:
+        late = getattr(self.hparams, f"switch_{key}")
+        if late > 0 and info.iteration > self.hparams.switch_progress * info.total_iterations:
             return late
-        return int(getattr(self, key))
+        return getattr(self.hparams, key)
 
     def forward_and_update(self, batch: Batch):
         """Forward the batch, write its normalised features and predictions into the bank (before the search,

@@ -20,10 +20,13 @@ keeps the checkpoint with the best target-label accuracy).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ..params import param
 from ..registry import METHODS
-from ._neighbourhood import NEIGHBOUR_DEFAULTS, NeighbourhoodMethod
+from ._neighbourhood import NeighbourhoodMethod
 from .base import Batch, StepInfo, StepOutput
 
 
@@ -43,22 +46,22 @@ class AaD(NeighbourhoodMethod):
     """AaD: attract each prediction to its K bank neighbours' predictions, disperse it from the rest of the batch."""
 
     label = "AaD"
-    defaults = {
-        "k": 3,          # nearest neighbours (Office-Home script: 3; VisDA-C: 5)
-        "alpha": 1.0,    # weight of the dispersion term
-        "beta": 0.0,     # lambda = alpha (1 + 10 t/T)^-beta (0: constant; VisDA-C: 5)
-        "switch_k": 0,   # 0: K fixed. >0: K from switch_progress on (the Office-Home code's hidden 2)
-        **NEIGHBOUR_DEFAULTS,
-    }
+
+    @dataclass
+    class Params(NeighbourhoodMethod.Params):
+        alpha: float = param(1.0, help="weight of the dispersion term")
+        beta: float = param(0.0, help="lambda = alpha (1 + 10 t/T)^-beta (0: constant; VisDA-C: 5)")
+
+    hparams: AaD.Params
 
     def dispersion_weight(self, info: StepInfo) -> float:
-        return self.alpha * (1.0 + 10.0 * info.progress) ** (-self.beta)
+        return self.hparams.alpha * (1.0 + 10.0 * info.progress) ** (-self.hparams.beta)
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
         _, logits, probs, queries = self.forward_and_update(batch)
-        near = self.bank.neighbors(queries, self.current_k(info), exclude=batch.indices)
+        near = self.bank.neighbours(queries, self.current_k(info), exclude=batch.indices)
         per_sample = attraction(probs, self.bank.scores[near])
         disp = dispersion(probs)
-        lam = self.dispersion_weight(info)
-        return StepOutput(reduced_loss=lam * disp, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
-                          logits=logits, logs={"loss_attract": per_sample.detach().mean(), "loss_disperse": disp.detach()})
+        return StepOutput(reduced_loss=self.dispersion_weight(info) * disp, per_sample=per_sample,
+                          targets=probs.detach().argmax(dim=1), logits=logits,
+                          logs={"loss_attract": per_sample.detach().mean(), "loss_disperse": disp.detach()})

@@ -3,43 +3,54 @@
 The trainer owns the loop (epochs, batches, optimiser, lr schedule, mixed precision, evaluation passes,
 logging, checkpoints and resume). A method only says:
 
-- ``setup()``: what to freeze once the starting weights are loaded (SHOT freezes the classifier);
+- ``Params``: its hyperparameters (a :class:`sfda.params.Params` dataclass; the valid keys of the config's
+  ``method`` section, checked when the config loads), read as ``self.hparams.<key>``. A ``freeze_classifier``
+  field makes the base freeze the classifier in ``setup()`` and keep it in eval mode while training;
+- ``setup()``: what to build once the starting weights are loaded (criterion, memory banks);
 - ``param_groups()``: which parameters train, with which lr multiplier;
 - ``on_epoch_start(epoch, inference)``: called before each epoch with an eval-mode pass over the evaluation set
   (the target in adaptation). SHOT clusters pseudo-labels from it; the same pass is the evaluation of those
   weights, so there is no second pass;
 - ``training_step(batch, info)``: returns a :class:`StepOutput`. Its ``per_sample`` term (pseudo-label or
   supervised loss, one value per sample, coefficient included) is multiplied by the configured weighter's
-  weights and reduced by the trainer; ``loss`` holds the other, already reduced, terms;
-- ``state_dict()`` / ``load_state_dict()``: extra state for resume (memory banks, ...).
+  weights and reduced by the trainer; ``reduced_loss`` holds the other, already reduced, terms.
 
-``defaults`` lists the method's hyperparameters; they are valid keys of the config's ``method`` section.
+Resume state is complete by construction: ``state_dict()`` saves every tensor attribute and every attribute
+with ``state_dict``/``load_state_dict`` (criterion, memory banks); keep whatever must survive a restart there.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput
+from ..models.network import SFDANet
+from ..params import Params as ParamsBase
+from ..params import hparams_for
+
+__all__ = ["Batch", "EvalPolicy", "Inference", "Method", "StepInfo", "StepOutput", "freeze"]
 
 
 class Method:
     name: str = ""
     label: str = ""          # display name in tables
     stage: str = "adapt"     # "source" (supervised) or "adapt" (source-free)
-    defaults: dict = {}
     evaluation: EvalPolicy = EvalPolicy.BEFORE_EACH_EPOCH
     select_best: bool = False    # with AFTER_EACH_EPOCH: keep the weights with the best eval score
 
-    def __init__(self, model: nn.Module, num_classes: int, params: dict, cfg):
+    def __init__(self, model: SFDANet, num_classes: int, hparams: Union[ParamsBase, Dict[str, Any], None] = None,
+                 cfg: Any = None, **overrides: Any):
+        """``hparams``: the typed parameters (the class's ``Params``), or the config's ``method`` section as a
+        dict (checked as the config loader checks it); ``overrides``: single values on top (tests, code)."""
         self.model = model
         self.num_classes = num_classes
         self.cfg = cfg
-        for k, v in {**self.defaults, **params}.items():
-            if k != "name":
-                setattr(self, k, v)
+        if isinstance(hparams, dict):  # a config section: checked and converted like keyword values
+            overrides = {**hparams, **overrides}
+            hparams = None
+        self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="method.")
 
     @classmethod
     def display(cls, spec: dict) -> str:
@@ -47,13 +58,20 @@ class Method:
         return cls.label or cls.name.upper()
 
     # -- hooks -----------------------------------------------------------------------------------------
+    @property
+    def classifier_frozen(self) -> bool:
+        return bool(getattr(self.hparams, "freeze_classifier", False))
+
     def setup(self, train_set, device) -> None:
-        """Called once the starting weights are loaded and the model is on its device."""
+        """Called once the starting weights are loaded and the model is on its device (subclasses call it first)."""
+        if self.classifier_frozen:
+            freeze(self.model.netC)
 
     def param_groups(self) -> List[dict]:
-        o = self.cfg.optim
+        optim = self.cfg.optim
         groups = []
-        for part, mult in (("netF", o.backbone_lr_mult), ("netB", o.bottleneck_lr_mult), ("netC", o.classifier_lr_mult)):
+        for part, mult in (("netF", optim.backbone_lr_mult), ("netB", optim.bottleneck_lr_mult),
+                           ("netC", optim.classifier_lr_mult)):
             params = [p for p in getattr(self.model, part).parameters() if p.requires_grad]
             if params and mult > 0:
                 groups.append({"params": params, "lr_mult": mult, "name": part})
@@ -73,13 +91,16 @@ class Method:
         return None
 
     def train_mode(self) -> None:
+        """Training mode for the epoch; a frozen classifier stays in eval mode."""
         self.model.train()
+        if self.classifier_frozen:
+            self.model.netC.eval()
 
     # -- resume state: complete by construction ---------------------------------------------------------
     # Everything a method keeps between steps lives in attributes: tensors (pseudo-labels, confidences) and
     # objects with state_dict/load_state_dict (its criterion, memory banks). All of them are saved; the
     # model's weights are saved by the trainer, and the config-derived attributes are rebuilt by setup().
-    NOT_STATE = ("model", "cfg", "hparams", "num_classes")
+    NOT_STATE: tuple = ("model", "cfg", "hparams", "num_classes")
 
     def state_dict(self) -> dict:
         out = {}

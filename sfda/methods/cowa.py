@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..datatypes import Inference
-from ..errors import ConfigError, SfdaError
+from ..errors import SfdaError
+from ..params import Params, param
 from ..registry import METHODS
-from .base import Batch, Method, StepInfo, StepOutput, freeze
+from .base import Batch, Method, StepInfo, StepOutput
 
-COEFFS = ("jmds", "lpg", "ppl", "none")
+Coefficient = Literal["jmds", "lpg", "ppl", "none"]
 
 
 @dataclass
@@ -64,19 +66,20 @@ class GMMLabels:
         return torch.ones_like(self.lpg)
 
 
-def _log_gaussians(f: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """log pi_k + log N(f_n | mu_k, Sigma_k) [N, K]; Sigma_k = sum_n resp_nk (f_n - mu_k)(f_n - mu_k)^T / sum_n resp_nk
-    + epsilon I. Classes with no mass (pi_k = 0) get -inf."""
-    N, D = f.shape
+def _log_gaussians(points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor,
+                   epsilon: float) -> torch.Tensor:
+    """log pi_k + log N(f_n | mu_k, Sigma_k) [N, K] for the points f [N, D]; Sigma_k = sum_n resp_nk (f_n - mu_k)
+    (f_n - mu_k)^T / sum_n resp_nk + epsilon I. Classes with no mass (pi_k = 0) get -inf."""
+    N, D = points.shape
     K = mu.shape[0]
-    out = torch.full((N, K), -math.inf, dtype=f.dtype, device=f.device)
-    eye = torch.eye(D, dtype=f.dtype, device=f.device)
+    out = torch.full((N, K), -math.inf, dtype=points.dtype, device=points.device)
+    eye = torch.eye(D, dtype=points.dtype, device=points.device)
     for k in range(K):
         if not pi[k] > 0:
             continue
-        diff = f - mu[k]
-        w = resp[:, k:k + 1]
-        cov = diff.t() @ (diff * w) / w.sum() + epsilon * eye
+        diff = points - mu[k]
+        resp_k = resp[:, k:k + 1]
+        cov = diff.t() @ (diff * resp_k) / resp_k.sum() + epsilon * eye
         jitter = epsilon
         chol, info = torch.linalg.cholesky_ex(cov)
         for _ in range(3):
@@ -86,8 +89,8 @@ def _log_gaussians(f: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: to
             chol, info = torch.linalg.cholesky_ex(cov + jitter * eye)
         if int(info) != 0:
             continue  # a degenerate class: leave it out of the mixture
-        z = torch.linalg.solve_triangular(chol, diff.t(), upper=False)   # [D, N]
-        maha = (z * z).sum(dim=0)
+        whitened = torch.linalg.solve_triangular(chol, diff.t(), upper=False)   # [D, N]
+        maha = (whitened * whitened).sum(dim=0)
         logdet = 2.0 * torch.log(torch.diagonal(chol)).sum()
         out[:, k] = -0.5 * (D * math.log(2 * math.pi) + logdet + maha) + torch.log(pi[k])
     return out
@@ -97,33 +100,33 @@ def _log_gaussians(f: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: to
 def gmm_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, *, epsilon: float = 1e-6, em_rounds: int = 1,
                       normalize: bool = True) -> GMMLabels:
     """CoWA's GMM pseudo-labels and JMDS factors from target features [N, D] and predictions [N, K]."""
-    f = features.double()
+    points = features.double()
     if normalize:
-        f = F.normalize(f, dim=1)
-    p = probs.double()
-    N, K = p.shape
+        points = F.normalize(points, dim=1)
+    predictions = probs.double()
+    N, K = predictions.shape
 
     def means(resp):
         pi = resp.sum(dim=0)
-        mu = (resp.t() @ f) / pi.clamp_min(1e-300).unsqueeze(1)
+        mu = (resp.t() @ points) / pi.clamp_min(1e-300).unsqueeze(1)
         return pi, mu
 
-    pi, mu = means(p)
-    log_joint = _log_gaussians(f, torch.full_like(p, 1.0 / K), pi, mu, epsilon)
+    pi, mu = means(predictions)
+    log_joint = _log_gaussians(points, torch.full_like(predictions, 1.0 / K), pi, mu, epsilon)
     for _ in range(em_rounds):
         log_post = log_joint - torch.logsumexp(log_joint, dim=1, keepdim=True)
         gamma = log_post.exp()
         pi, mu = means(gamma)
-        log_joint = _log_gaussians(f, gamma, pi, mu, epsilon)
+        log_joint = _log_gaussians(points, gamma, pi, mu, epsilon)
     log_post = log_joint - torch.logsumexp(log_joint, dim=1, keepdim=True)
     labels = log_post.argmax(dim=1)
     top = log_post.topk(min(2, K), dim=1).values
-    gap = top[:, 0] - top[:, 1] if K > 1 else torch.zeros(N, dtype=f.dtype, device=f.device)
+    gap = top[:, 0] - top[:, 1] if K > 1 else torch.zeros(N, dtype=points.dtype, device=points.device)
     finite = torch.isfinite(gap)
-    top_gap = gap[finite].max() if finite.any() else torch.tensor(1.0, dtype=f.dtype, device=f.device)
+    top_gap = gap[finite].max() if finite.any() else torch.tensor(1.0, dtype=points.dtype, device=points.device)
     gap = torch.where(finite, gap, top_gap)   # only one class left in the mixture: the largest gap
     lpg = gap / top_gap.clamp_min(1e-12) if top_gap > 0 else torch.ones_like(gap)
-    ppl = p.gather(1, labels.view(-1, 1)).squeeze(1)
+    ppl = predictions.gather(1, labels.view(-1, 1)).squeeze(1)
     return GMMLabels(labels, log_post.float(), lpg.float(), ppl.float())
 
 
@@ -147,66 +150,60 @@ class CoWA(Method):
     """CoWA-JMDS: GMM pseudo-labels refreshed every epoch, JMDS confidence, weight mixup."""
 
     label = "CoWA"
-    defaults = {
-        "coeff": "jmds",           # per-sample confidence: jmds (LPG x PPL) | lpg | ppl | none (1: use a weighter instead)
-        "alpha": 0.2,              # mixup Beta(alpha, alpha) (Office-Home script 0.2; 0: no mixup)
-        "epsilon": 1e-6,           # covariance jitter
-        "em_rounds": 1,            # EM rounds after the initial estimate
-        "cls_par": 1.0,            # weight of the mixup loss
-        "freeze_classifier": False,  # the original trains the classifier (optim.classifier_lr_mult 0.1)
-    }
 
-    def setup(self, train_set, device):
-        self.coeff = str(self.coeff).lower()
-        if self.coeff not in COEFFS:
-            raise ConfigError(f"method.coeff must be one of {', '.join(COEFFS)}, got '{self.coeff}'")
-        if self.alpha < 0:
-            raise ConfigError(f"method.alpha must be >= 0 (0 switches mixup off), got {self.alpha}")
-        if self.em_rounds < 0:
-            raise ConfigError(f"method.em_rounds must be >= 0, got {self.em_rounds}")
-        if self.freeze_classifier:
-            freeze(self.model.netC)
+    @dataclass
+    class Params(Params):
+        coeff: Coefficient = param("jmds", help="per-sample confidence: jmds (LPG x PPL), lpg, ppl or none (1: use "
+                                                "a weighter instead)")
+        alpha: float = param(0.2, low=0.0, help="mixup Beta(alpha, alpha) (Office-Home script 0.2; 0: no mixup)")
+        epsilon: float = param(1e-6, low=0.0, help="covariance jitter")
+        em_rounds: int = param(1, low=0, help="EM rounds after the initial estimate")
+        cls_par: float = param(1.0, help="weight of the mixup loss")
+        freeze_classifier: bool = param(False, help="the original trains the classifier (optim.classifier_lr_mult "
+                                                    "0.1)")
+
+    hparams: CoWA.Params
+
+    def setup(self, train_set, device) -> None:
+        super().setup(train_set, device)
         self.train_size = len(train_set)
-        self.pseudo = None
-        self.weights = None
-
-    def train_mode(self):
-        self.model.train()
-        if self.freeze_classifier:
-            self.model.netC.eval()
+        self.pseudo: Optional[torch.Tensor] = None       # [N] GMM pseudo-labels
+        self.confidence: Optional[torch.Tensor] = None   # [N] the per-sample coefficient (JMDS by default)
 
     def on_epoch_start(self, epoch: int, inference: Inference):
         if inference.features.shape[0] != self.train_size:
             raise SfdaError(f"the evaluation set has {inference.features.shape[0]} images but the training set "
                             f"{self.train_size}: CoWA's pseudo-labels need both to be the same target images")
-        g = gmm_pseudo_labels(inference.features, inference.probs, epsilon=self.epsilon, em_rounds=self.em_rounds)
-        self.pseudo = g.labels
-        self.weights = g.coefficient(self.coeff)
-        jm = g.coefficient("jmds")
-        return {"pl_accuracy": 100.0 * (g.labels == inference.labels).float().mean().item(),
-                "jmds_mean": jm.mean().item()}
+        gmm = gmm_pseudo_labels(inference.features, inference.probs, epsilon=self.hparams.epsilon,
+                                em_rounds=self.hparams.em_rounds)
+        self.pseudo = gmm.labels
+        self.confidence = gmm.coefficient(self.hparams.coeff)
+        return {"pl_accuracy": 100.0 * (gmm.labels == inference.labels).float().mean().item(),
+                "jmds_mean": gmm.coefficient("jmds").mean().item()}
+
+    def mixup_pairs(self, batch_size: int, device: torch.device):
+        """(lambda [B], partner permutation [B]): lambda ~ Beta(alpha, alpha); alpha 0: no mixup."""
+        alpha = self.hparams.alpha
+        if alpha > 0:
+            beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+            return beta.sample((batch_size,)).to(device), torch.randperm(batch_size).to(device)
+        return torch.ones(batch_size, device=device), torch.arange(batch_size, device=device)
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
-        x = batch.images
-        idx = batch.indices.to(self.pseudo.device)
-        y = self.pseudo[idx].to(x.device)
-        c = self.weights[idx].to(x.device)
-        B = x.shape[0]
-        if self.alpha > 0:
-            beta = torch.distributions.Beta(torch.tensor(float(self.alpha)), torch.tensor(float(self.alpha)))
-            lam = beta.sample((B,)).to(x.device)
-            perm = torch.randperm(B).to(x.device)
-        else:
-            lam = torch.ones(B, device=x.device)
-            perm = torch.arange(B, device=x.device)
-        shape = (B,) + (1,) * (x.dim() - 1)
-        mixed_x = lam.view(shape).to(x.dtype) * x + (1 - lam.view(shape)).to(x.dtype) * x[perm]
-        logits = self.model(mixed_x)
-        per_sample, mixed = mixup_per_sample(logits, y, c, lam, perm, self.num_classes)
+        assert self.pseudo is not None and self.confidence is not None, "on_epoch_start runs before training"
+        images = batch.images
+        rows = batch.indices.to(self.pseudo.device)
+        targets = self.pseudo[rows].to(images.device)
+        confidence = self.confidence[rows].to(images.device)
+        lam, perm = self.mixup_pairs(images.shape[0], images.device)
+        shape = (images.shape[0],) + (1,) * (images.dim() - 1)
+        mixed_images = lam.view(shape).to(images.dtype) * images + (1 - lam.view(shape)).to(images.dtype) * images[perm]
+        logits = self.model(mixed_images)
+        per_sample, mixed = mixup_per_sample(logits, targets, confidence, lam, perm, self.num_classes)
         # The weighter scores the real images with their pseudo-labels; the logits are of mixed images, so none
         # are handed over (a logit-based weighter recomputes them on the real images).
-        return StepOutput(per_sample=self.cls_par * per_sample, targets=y, weight_images=x,
+        return StepOutput(per_sample=self.hparams.cls_par * per_sample, targets=targets, weight_images=images,
                           logs={"loss_mix": mixed.detach().mean()})
 
-    def sampler_labels(self):
+    def sampler_labels(self) -> Optional[torch.Tensor]:
         return self.pseudo

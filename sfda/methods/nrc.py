@@ -23,12 +23,14 @@ run reports the final epoch (the original keeps the checkpoint with the best tar
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..errors import ConfigError
-from ..neighbors import MemoryBank
+from ..neighbours import MemoryBank
+from ..params import param
 from ..registry import METHODS
-from ._neighbourhood import NEIGHBOUR_DEFAULTS, NeighbourhoodMethod, diversity
+from ._neighbourhood import NeighbourhoodMethod, diversity
 from .base import Batch, StepInfo, StepOutput
 
 
@@ -38,15 +40,15 @@ def nrc_neighbourhood(bank: MemoryBank, queries: torch.Tensor, indices: torch.Te
 
     Returns (near [B, K], a_near [B, K], expanded [B, K*KK], a_expanded [B, K*KK]).
     """
-    B = queries.shape[0]
-    near = bank.neighbors(queries, k, exclude=indices)                              # [B, K]
+    batch_size = queries.shape[0]
+    near = bank.neighbours(queries, k, exclude=indices)                                       # [B, K]
     flat = near.reshape(-1)
-    expanded = bank.neighbors(bank.features[flat], kk, exclude=flat).view(B, k, kk)  # [B, K, KK]
-    reciprocal = (expanded == indices.view(B, 1, 1)).any(dim=2)
+    expanded = bank.neighbours(bank.features[flat], kk, exclude=flat).view(batch_size, k, kk)  # [B, K, KK]
+    reciprocal = (expanded == indices.view(batch_size, 1, 1)).any(dim=2)
     a_near = torch.where(reciprocal, torch.ones_like(near, dtype=torch.float32),
                          torch.full_like(near, r, dtype=torch.float32))
-    a_expanded = torch.full((B, k * kk), r, device=near.device)
-    return near, a_near, expanded.view(B, k * kk), a_expanded
+    a_expanded = torch.full((batch_size, k * kk), r, device=near.device)
+    return near, a_near, expanded.view(batch_size, k * kk), a_expanded
 
 
 def nrc_per_sample(probs: torch.Tensor, scores_near: torch.Tensor, a_near: torch.Tensor,
@@ -62,29 +64,25 @@ class NRC(NeighbourhoodMethod):
     """NRC: reciprocal-neighbour and expanded-neighbour consistency with memory banks, plus diversity."""
 
     label = "NRC"
-    defaults = {
-        "k": 3,                   # nearest neighbours (Office-Home script: 3; VisDA: 5)
-        "kk": 2,                  # expanded neighbours per neighbour (Office-Home: 2; VisDA: 5)
-        "r": 0.1,                 # affinity of non-reciprocal and expanded neighbours
-        "div_par": 1.0,           # weight of the diversity term
-        "switch_k": 0,            # 0: K fixed. >0: K from switch_progress on (the Office-Home code's hidden 5)
-        "switch_kk": 0,           # 0: KK fixed. >0: KK from switch_progress on (the Office-Home code's hidden 4)
-        **NEIGHBOUR_DEFAULTS,
-    }
 
-    k_keys = ("k", "kk")
+    @dataclass
+    class Params(NeighbourhoodMethod.Params):
+        kk: int = param(2, low=1, help="expanded neighbours per neighbour (Office-Home: 2; VisDA: 5)")
+        r: float = param(0.1, low=0.0, high=1.0, help="affinity of non-reciprocal and expanded neighbours")
+        div_par: float = param(1.0, help="weight of the diversity term")
+        switch_kk: int = param(0, low=0, help="0: KK fixed; > 0: KK from switch_progress on (the Office-Home "
+                                                 "code's hidden 4)")
 
-    def setup(self, train_set, device):
-        super().setup(train_set, device)
-        if not 0.0 <= self.r <= 1.0:
-            raise ConfigError(f"method.r must be in [0, 1], got {self.r}")
+    hparams: NRC.Params
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
         _, logits, probs, queries = self.forward_and_update(batch)
         k, kk = self.current_k(info, "k"), self.current_k(info, "kk")
-        near, a_near, expanded, a_expanded = nrc_neighbourhood(self.bank, queries, batch.indices, k, kk, self.r)
+        near, a_near, expanded, a_expanded = nrc_neighbourhood(self.bank, queries, batch.indices, k, kk,
+                                                               self.hparams.r)
         per_sample = nrc_per_sample(probs, self.bank.scores[near], a_near, self.bank.scores[expanded], a_expanded)
-        div = diversity(probs, self.epsilon)
-        return StepOutput(reduced_loss=self.div_par * div, per_sample=per_sample, targets=probs.detach().argmax(dim=1),
-                          logits=logits, logs={"loss_nrc": per_sample.detach().mean(), "loss_div": div.detach(),
-                                               "reciprocal": a_near.eq(1).float().mean()})
+        div = diversity(probs, self.hparams.epsilon)
+        return StepOutput(reduced_loss=self.hparams.div_par * div, per_sample=per_sample,
+                          targets=probs.detach().argmax(dim=1), logits=logits,
+                          logs={"loss_nrc": per_sample.detach().mean(), "loss_div": div.detach(),
+                                "reciprocal": a_near.eq(1).float().mean()})

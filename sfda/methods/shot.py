@@ -8,15 +8,18 @@ weighter's weights (none by default; NS-WS in the paper). ``cls_par: 0`` gives S
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, Optional
+
 import torch
 
 from ..clustering import shot_pseudo_labels
-from ..config import Component
 from ..datatypes import Inference
 from ..losses import build_loss
 from ..losses.information import im_loss
+from ..params import Params, Spec, nested, param
 from ..registry import LOSSES, METHODS
-from .base import Batch, Method, StepInfo, StepOutput, freeze
+from .base import Batch, Method, StepInfo, StepOutput
 
 
 @METHODS.register("shot")
@@ -24,55 +27,59 @@ class SHOT(Method):
     """SHOT: frozen WN classifier, information maximisation + clustering pseudo-labels (cls_par 0: SHOT-IM)."""
 
     label = "SHOT"
-    defaults = {
-        "cls_par": 0.3,           # beta: weight of the pseudo-label loss (0: SHOT-IM)
-        "ent_par": 1.0,           # weight of the information-maximisation loss
-        "gent": True,             # include the diversity term -H(mean p)
-        "epsilon": 1e-5,
-        "threshold": 0,           # a class is live in clustering if it has more than this many members
-        "distance": "cosine",
-        "pl_loss": Component(LOSSES, "ce"),
-        "pl_warmup_epochs": 0,    # epochs without the pseudo-label term (VisDA-C: 1)
-        "freeze_classifier": True,
-    }
+
+    @dataclass
+    class Params(Params):
+        cls_par: float = param(0.3, low=0.0, help="beta: weight of the pseudo-label loss (0: SHOT-IM)")
+        ent_par: float = param(1.0, low=0.0, help="weight of the information-maximisation loss")
+        gent: bool = param(True, help="include the diversity term -H(mean p)")
+        epsilon: float = param(1e-5, low=0.0, help="in the entropies' logs")
+        threshold: int = param(0, low=0, help="a class is live in clustering if it has more than this many members")
+        distance: Literal["cosine", "euclidean"] = param("cosine", help="clustering distance")
+        pl_loss: Spec = nested(LOSSES, "ce", help="the pseudo-label loss")
+        pl_warmup_epochs: int = param(0, low=0, help="epochs without the pseudo-label term (VisDA-C: 1)")
+        freeze_classifier: bool = param(True, help="keep the source classifier (the hypothesis) fixed")
+
+    hparams: SHOT.Params
 
     @classmethod
     def display(cls, spec: dict) -> str:
         return "SHOT-IM" if spec.get("cls_par") == 0 else cls.label
 
-    def setup(self, train_set, device):
-        if self.freeze_classifier:
-            freeze(self.model.netC)
-        self.criterion = build_loss(self.pl_loss, self.num_classes).to(device)
-        self.pseudo = None
-        self.uses_labels = self.cls_par > 0
+    @property
+    def uses_labels(self) -> bool:
+        return self.hparams.cls_par > 0
 
-    def train_mode(self):
-        self.model.train()
-        if self.freeze_classifier:
-            self.model.netC.eval()
+    def setup(self, train_set, device) -> None:
+        super().setup(train_set, device)
+        self.criterion = build_loss(self.hparams.pl_loss, self.num_classes).to(device)
+        self.pseudo: Optional[torch.Tensor] = None
 
     def on_epoch_start(self, epoch: int, inference: Inference):
         if not self.uses_labels:
             return {}
-        cl = shot_pseudo_labels(inference.features, inference.probs, threshold=self.threshold, distance=self.distance)
-        self.pseudo = cl.labels
-        self.criterion.update_labels(self.pseudo)
-        return {"pl_accuracy": 100.0 * (cl.labels == inference.labels).float().mean().item()}
+        clustering = shot_pseudo_labels(inference.features, inference.probs, threshold=self.hparams.threshold,
+                                        distance=self.hparams.distance)
+        self.pseudo = clustering.labels
+        self.criterion.update_labels(clustering.labels)
+        return {"pl_accuracy": 100.0 * (clustering.labels == inference.labels).float().mean().item()}
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
+        hp = self.hparams
         logits = self.model(batch.images)
         probs = torch.softmax(logits.float(), dim=1)
-        loss = self.ent_par * im_loss(probs, self.epsilon, self.gent) if self.ent_par > 0 else 0.0
-        out = StepOutput(reduced_loss=loss, logits=logits, logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss})
-        if self.uses_labels and info.epoch >= self.pl_warmup_epochs:
+        loss = hp.ent_par * im_loss(probs, hp.epsilon, hp.gent) if hp.ent_par > 0 else 0.0
+        out = StepOutput(reduced_loss=loss, logits=logits,
+                         logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss})
+        if self.uses_labels and info.epoch >= hp.pl_warmup_epochs:
+            assert self.pseudo is not None, "on_epoch_start sets the pseudo-labels before training"
             targets = self.pseudo[batch.indices]
             per_sample = self.criterion(logits, targets, batch.indices)
-            out.per_sample = self.cls_par * per_sample
+            out.per_sample = hp.cls_par * per_sample
             out.targets = targets
             out.reduced_loss = out.reduced_loss + self.criterion.penalty(self.model)
             out.logs["loss_pl"] = per_sample.detach().mean()
         return out
 
-    def sampler_labels(self):
+    def sampler_labels(self) -> Optional[torch.Tensor]:
         return self.pseudo

@@ -1,11 +1,15 @@
 """Stage 1: supervised training on the labelled source domain (SHOT's recipe: label smoothing 0.1)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
 
-from ..config import Component
-from ..losses import build_loss
-from ..registry import LOSSES, METHODS
+import torch
+
 from ..datatypes import EvalPolicy
+from ..losses import build_loss
+from ..params import Params, Spec, nested, param
+from ..registry import LOSSES, METHODS
 from .base import Batch, Method, StepInfo, StepOutput
 
 
@@ -16,16 +20,25 @@ class SourceTraining(Method):
     label = "Source"
     stage = "source"
     evaluation = EvalPolicy.AFTER_EACH_EPOCH
-    select_best = True
-    defaults = {
-        "loss": Component(LOSSES, "label_smoothing"),
-        "select_best": True,  # keep the best weights on the validation split; false: report the last epoch
-    }
 
-    def setup(self, train_set, device):
-        self.criterion = build_loss(self.loss, self.num_classes).to(device)
+    @dataclass
+    class Params(Params):
+        loss: Spec = nested(LOSSES, "label_smoothing", help="the supervised loss")
+        select_best: bool = param(True, help="keep the best weights on the validation split; false: report the "
+                                             "last epoch")
+
+    hparams: SourceTraining.Params
+    NOT_STATE = Method.NOT_STATE + ("train_labels",)  # the data's labels, set again by setup()
+
+    @property
+    def select_best(self) -> bool:  # type: ignore[override]
+        return self.hparams.select_best
+
+    def setup(self, train_set, device) -> None:
+        super().setup(train_set, device)
+        self.criterion = build_loss(self.hparams.loss, self.num_classes).to(device)
         self.criterion.update_labels(train_set.labels.to(device))
-        self._labels = train_set.labels
+        self.train_labels = train_set.labels
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
         logits = self.model(batch.images)
@@ -34,5 +47,5 @@ class SourceTraining(Method):
         return StepOutput(reduced_loss=penalty, per_sample=per_sample, targets=batch.labels, logits=logits,
                           logs={"loss_cls": per_sample.detach().mean()})
 
-    def sampler_labels(self):
-        return self._labels
+    def sampler_labels(self) -> Optional[torch.Tensor]:
+        return self.train_labels

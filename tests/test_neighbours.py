@@ -5,9 +5,9 @@ import sys
 import pytest
 import torch
 
-from sfda import neighbors
+from sfda import neighbours
 from sfda.errors import ConfigError
-from sfda.neighbors import MemoryBank, knn, resolve_backend
+from sfda.neighbours import MemoryBank, knn, resolve_backend
 
 # Six unit vectors at these angles: the cosine similarity falls with the angle gap, so the neighbour order is
 # known. Gaps: 0.1, 0.15, 0.2, 0.25, 0.3.
@@ -23,7 +23,7 @@ def circle(angles=ANGLES):
     return torch.stack([a.cos(), a.sin()], dim=1)
 
 
-BACKS = ["torch"] + (["faiss"] if neighbors.faiss_available() else [])
+BACKS = ["torch"] + (["faiss"] if neighbours.faiss_available() else [])
 
 
 @pytest.mark.parametrize("backend", BACKS)
@@ -52,7 +52,7 @@ def test_excluded_row_outside_the_top_k_drops_the_last_candidate(backend):
     assert near.tolist() == [[0, 2], [4, 3]]
 
 
-@pytest.mark.skipif(not neighbors.faiss_available(), reason="faiss is not installed")
+@pytest.mark.skipif(not neighbours.faiss_available(), reason="faiss is not installed")
 def test_faiss_and_torch_agree_on_random_features():
     g = torch.Generator().manual_seed(0)
     bank = torch.nn.functional.normalize(torch.randn(500, 32, generator=g), dim=1)
@@ -79,12 +79,31 @@ def test_bank_fill_update_and_neighbours():
     assert torch.allclose(bank.features[5], new[0] / 4.0)
     assert bank.scores[5].tolist() == [0.0, 0.0, 1.0]
     assert torch.equal(bank.scores[:5], s[:5])  # other rows untouched
-    near = bank.neighbors(bank.features[[0, 1]], 2, exclude=torch.tensor([0, 1]))
+    near = bank.neighbours(bank.features[[0, 1]], 2, exclude=torch.tensor([0, 1]))
     assert near.tolist() == [[5, 1], [5, 0]]
     # state round trip
     other = MemoryBank("torch")
     other.load_state_dict(bank.state_dict())
     assert torch.equal(other.features, bank.features) and torch.equal(other.scores, bank.scores)
+
+
+def test_bank_state_is_per_sample_state_and_round_trips_into_a_fresh_bank():
+    empty = MemoryBank("torch")
+    assert set(empty.state_dict()) == {"features", "scores"} and len(empty) == 0
+    fresh = MemoryBank("torch")
+    fresh.load_state_dict(empty.state_dict())  # a run stopped before the bank was filled
+    assert not fresh.ready
+    bank = MemoryBank("torch")
+    bank.fill(circle(), torch.softmax(torch.randn(6, 4), dim=1))
+    bank.update(torch.tensor([3]), torch.tensor([[0.0, 2.0]]), torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
+    saved = {k: v.clone() for k, v in bank.state_dict().items()}
+    fresh = MemoryBank("torch")
+    fresh.load_state_dict(saved)
+    assert fresh.ready and len(fresh) == 6
+    assert fresh.features.shape == (6, 2) and fresh.scores.shape == (6, 4)
+    assert torch.equal(fresh.features, bank.features) and torch.equal(fresh.scores, bank.scores)
+    assert torch.equal(fresh.neighbours(fresh.features, 3, exclude=torch.arange(6)),
+                       bank.neighbours(bank.features, 3, exclude=torch.arange(6)))
 
 
 def test_bank_must_be_filled_before_updates():
@@ -103,16 +122,16 @@ def test_too_many_neighbours_is_a_config_error():
 
 
 def test_backend_resolution_and_fallback_without_faiss(monkeypatch):
-    has = neighbors.faiss_available()
+    has = neighbours.faiss_available()
     assert resolve_backend("torch", "cpu") == "torch"
     assert resolve_backend("auto", "cpu") == ("faiss" if has else "torch")
-    if not neighbors.faiss_gpu_available():  # CUDA tensors with a CPU-only faiss: torch on the GPU
+    if not neighbours.faiss_gpu_available():  # CUDA tensors with a CPU-only faiss: torch on the GPU
         assert resolve_backend("auto", "cuda") == "torch"
     # faiss not importable: auto falls back to torch, an explicit faiss request is a config error
     monkeypatch.setitem(sys.modules, "faiss", None)
-    neighbors._faiss.cache_clear()
+    neighbours._faiss.cache_clear()
     try:
-        assert not neighbors.faiss_available()
+        assert not neighbours.faiss_available()
         assert resolve_backend("auto", "cpu") == "torch"
         with pytest.raises(ConfigError, match="faiss is not installed"):
             resolve_backend("faiss", "cpu")
@@ -120,8 +139,8 @@ def test_backend_resolution_and_fallback_without_faiss(monkeypatch):
         assert knn(f, f, 2, exclude=torch.arange(6))[1].tolist() == [EXPECTED[i][:2] for i in range(6)]
     finally:
         monkeypatch.undo()
-        neighbors._faiss.cache_clear()
-    assert neighbors.faiss_available() == has
+        neighbours._faiss.cache_clear()
+    assert neighbours.faiss_available() == has
 
 
 def test_search_ignores_autocast():

@@ -21,21 +21,24 @@ Searches run in float32 with autocast disabled, so mixed-precision training does
 from __future__ import annotations
 
 import functools
-from typing import Optional, Tuple
+import typing
+from typing import Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
+from .state import PerSampleState
 
-BACKENDS = ("auto", "torch", "faiss")
+KnnBackend = Literal["auto", "torch", "faiss"]
+BACKENDS: Tuple[str, ...] = typing.get_args(KnnBackend)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _faiss():
     """The faiss module, or None if it is not installed."""
     try:
-        import faiss  # noqa: F401
+        import faiss
     except ImportError:
         return None
     return faiss
@@ -50,7 +53,7 @@ def faiss_gpu_available() -> bool:
     return fs is not None and hasattr(fs, "StandardGpuResources") and torch.cuda.is_available()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gpu_resources():
     fs = _faiss()
     import faiss.contrib.torch_utils  # noqa: F401  (lets faiss.knn_gpu take torch CUDA tensors)
@@ -78,17 +81,17 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
 
 def _search(queries: torch.Tensor, base: torch.Tensor, k: int, backend: str) -> Tuple[torch.Tensor, torch.Tensor]:
     if backend == "torch":
-        sims = queries @ base.t()
-        return torch.topk(sims, k, dim=1, largest=True, sorted=True)
+        return torch.topk(queries @ base.t(), k, dim=1, largest=True, sorted=True)
     fs = _faiss()
     if backend == "faiss-gpu" and queries.is_cuda:
-        res = _gpu_resources()  # imports faiss.contrib.torch_utils first: knn_gpu then takes CUDA tensors
+        resources = _gpu_resources()  # imports faiss.contrib.torch_utils first: knn_gpu then takes CUDA tensors
         with torch.cuda.device(queries.device):
-            D, I = fs.knn_gpu(res, queries.contiguous(), base.contiguous(), k, metric=fs.METRIC_INNER_PRODUCT)
-        return D, I.long()
-    D, I = fs.knn(queries.detach().cpu().contiguous().numpy(), base.detach().cpu().contiguous().numpy(), k,
-                  metric=fs.METRIC_INNER_PRODUCT)
-    return torch.from_numpy(D).to(queries.device), torch.from_numpy(I).long().to(queries.device)
+            sims, rows = fs.knn_gpu(resources, queries.contiguous(), base.contiguous(), k,
+                                    metric=fs.METRIC_INNER_PRODUCT)
+        return sims, rows.long()
+    sims, rows = fs.knn(queries.detach().cpu().contiguous().numpy(), base.detach().cpu().contiguous().numpy(), k,
+                        metric=fs.METRIC_INNER_PRODUCT)
+    return torch.from_numpy(sims).to(queries.device), torch.from_numpy(rows).long().to(queries.device)
 
 
 @torch.no_grad()
@@ -106,61 +109,58 @@ def knn(queries: torch.Tensor, base: torch.Tensor, k: int, *, exclude: Optional[
                           f"which has {n}; lower method.k / method.kk")
     kind = backend if backend == "faiss-gpu" else resolve_backend(backend, queries.device)
     with torch.autocast(device_type=queries.device.type, enabled=False):
-        q, b = queries.float(), base.float()
+        queries, base = queries.float(), base.float()
         if exclude is None:
-            return _search(q, b, k, kind)
+            return _search(queries, base, k, kind)
         if kind == "torch":
-            sims = q @ b.t()
-            sims[torch.arange(q.shape[0], device=q.device), exclude.to(q.device)] = -float("inf")
+            sims = queries @ base.t()
+            sims[torch.arange(queries.shape[0], device=queries.device), exclude.to(queries.device)] = -float("inf")
             return torch.topk(sims, k, dim=1, largest=True, sorted=True)
-        D, I = _search(q, b, k + 1, kind)
-        drop = I == exclude.to(I.device).view(-1, 1)
+        sims, rows = _search(queries, base, k + 1, kind)
+        drop = rows == exclude.to(rows.device).view(-1, 1)
         drop[~drop.any(dim=1), -1] = True  # the query's own row was not among the k+1: drop the last one
         keep = ~drop
-        return D[keep].view(-1, k), I[keep].view(-1, k)
+        return sims[keep].view(-1, k), rows[keep].view(-1, k)
 
 
-class MemoryBank:
-    """L2-normalised features [N, D] and predictions [N, K] of every target sample, by dataset index."""
+class MemoryBank(PerSampleState):
+    """L2-normalised features [N, D] and predictions [N, K] of every target sample, by dataset index.
+
+    The rows are per-sample state (module buffers): ``state_dict`` holds them, and loading a saved state
+    restores them exactly (shapes included) into a fresh bank.
+    """
+
+    features: torch.Tensor  # buffers of PerSampleState, declared for type checkers
+    scores: torch.Tensor
 
     def __init__(self, backend: str = "auto"):
         if backend not in BACKENDS:
             raise ConfigError(f"method.knn_backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+        super().__init__(features=((0,), torch.float32, 0.0), scores=((0,), torch.float32, 0.0))
         self.backend = backend
-        self.features: Optional[torch.Tensor] = None
-        self.scores: Optional[torch.Tensor] = None
 
     @property
     def ready(self) -> bool:
-        return self.features is not None
-
-    def __len__(self) -> int:
-        return 0 if self.features is None else self.features.shape[0]
+        """Whether the bank has been filled (or loaded from a saved state)."""
+        return len(self) > 0
 
     @torch.no_grad()
     def fill(self, features: torch.Tensor, scores: torch.Tensor) -> None:
         """Replace the whole bank (rows in dataset order), e.g. from the eval pass at epoch 0."""
         if features.shape[0] != scores.shape[0]:
             raise ValueError("features and scores must have one row per sample")
-        self.features = F.normalize(features.detach().float(), dim=1).clone()
-        self.scores = scores.detach().float().clone()
+        self.assign("features", F.normalize(features.detach().float(), dim=1).clone())
+        self.assign("scores", scores.detach().float().clone())
 
     @torch.no_grad()
     def update(self, indices: torch.Tensor, features: torch.Tensor, scores: torch.Tensor) -> None:
         """Overwrite the rows of ``indices`` with the batch's (normalised) features and predictions."""
         if not self.ready:
             raise RuntimeError("the memory bank is empty: fill() it before updating")
-        idx = indices.to(self.features.device)
-        self.features[idx] = F.normalize(features.detach().float(), dim=1).to(self.features.device)
-        self.scores[idx] = scores.detach().float().to(self.scores.device)
+        rows = indices.to(self.features.device)
+        self.features[rows] = F.normalize(features.detach().float(), dim=1).to(self.features.device)
+        self.scores[rows] = scores.detach().float().to(self.scores.device)
 
-    def neighbors(self, queries: torch.Tensor, k: int, exclude: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def neighbours(self, queries: torch.Tensor, k: int, exclude: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Indices [B, k] of the k bank rows most similar to ``queries`` (already normalised), best first."""
         return knn(queries, self.features, k, exclude=exclude, backend=self.backend)[1]
-
-    def state_dict(self) -> dict:
-        return {"features": self.features, "scores": self.scores}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.features = state.get("features")
-        self.scores = state.get("scores")

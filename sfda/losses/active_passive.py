@@ -94,7 +94,8 @@ class _ActivePassive(Loss):
     def forward(self, logits: torch.Tensor, targets: torch.Tensor,
                 indices: Optional[torch.Tensor] = None) -> torch.Tensor:
         lp = F.log_softmax(as_float(logits), dim=1)
-        return self.hparams.alpha * self.active(lp, targets) + self.hparams.beta * self.passive(pick(lp, targets))
+        lp_y = pick(lp, targets)  # picked first: fixes the order in which autograd sums into log p
+        return self.hparams.alpha * self.active(lp, targets) + self.hparams.beta * self.passive(lp_y)
 
 
 @LOSSES.register("nce_rce", aliases=("apl",))

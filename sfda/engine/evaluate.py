@@ -46,7 +46,3 @@ def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes
         "mean_class_accuracy": sum(present) / max(len(present), 1),
         "per_class_accuracy": per_class,
     }
-
-
-def score(metrics: Dict[str, object], metric: str) -> float:
-    return float(metrics[metric])

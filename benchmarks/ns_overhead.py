@@ -27,8 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfda.config import config_from_dict  # noqa: E402
-from sfda.engine.trainer import Trainer  # noqa: E402
 from sfda.datatypes import StepInfo  # noqa: E402
+from sfda.engine.trainer import Trainer  # noqa: E402
 from sfda.models.network import build_model  # noqa: E402
 from sfda.registry import METHODS  # noqa: E402
 from sfda.weighting import build_weighter  # noqa: E402

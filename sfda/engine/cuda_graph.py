@@ -11,7 +11,7 @@ host, say) runs the plain pass, after a one-time warning.
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -48,7 +48,7 @@ class ReplayedForward:
         self.what = what
         self.hint = hint
         self.graphs: Dict[tuple, Optional[Captured]] = {}  # (module, shape, dtype, device) -> capture or None
-        self._pool: Optional[tuple] = None
+        self._pool: Optional[Any] = None  # the graphs' shared memory pool
         self._warned = False
 
     def autocast(self, device: torch.device, cache: bool = True) -> torch.autocast:
@@ -94,5 +94,5 @@ class ReplayedForward:
             self._warned = True
             hint = f" ({self.hint})" if self.hint else ""
             warnings.warn(f"{self.what} could not be captured as a CUDA graph ({type(error).__name__}: {error}); "
-                          f"running it without{hint}")
+                          f"running it without{hint}", stacklevel=2)
             return None

@@ -197,7 +197,7 @@ def _other_domains(cfg, provider, model, device, trainer: Trainer, runlog: RunLo
         inference = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {domain}",
                           show=trainer.show)
         metrics = classification_metrics(inference.logits.argmax(1), inference.labels, provider.num_classes)
-        scores[domain] = metrics[cfg.eval.metric]
+        scores[domain] = float(metrics[cfg.eval.metric])
         runlog.info(f"source only {cfg.data.source} -> {domain}: {cfg.eval.metric} {scores[domain]:.2f}")
         del dataset, loader
         clear_cache()

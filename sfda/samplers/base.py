@@ -8,7 +8,8 @@ from typing import Any, Optional
 import torch
 from torch.utils.data import Sampler
 
-from ..params import NoParams, Params, build_params, hparams_for, params_class
+from ..params import NoParams, build_params, hparams_for, params_class
+from ..params import Params as ComponentParams
 from ..registry import SAMPLERS
 
 
@@ -17,7 +18,7 @@ class ClassSampler:
     name: str = ""
     label = ""
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(self, num_classes: int, hparams: Optional[ComponentParams] = None, **overrides: Any):
         self.num_classes = num_classes
         self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="sampler.")
 

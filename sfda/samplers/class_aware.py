@@ -17,7 +17,7 @@ distribution is the same. Samples with a negative label (unlabelled) are never d
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, cast
 
 import torch
 from torch.utils.data import WeightedRandomSampler
@@ -54,7 +54,7 @@ class _ClassProbabilitySampler(ClassSampler):
             return None
         labels = labels.cpu()
         weights = self.sample_weights(labels, epoch, epochs)
-        return WeightedRandomSampler(weights, num_samples=int(labels.numel()), replacement=True, generator=generator)
+        return WeightedRandomSampler(cast(Sequence[float], weights), num_samples=int(labels.numel()), replacement=True, generator=generator)
 
 
 @SAMPLERS.register("cbs", aliases=("class_balanced",))

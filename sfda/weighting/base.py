@@ -26,6 +26,7 @@ import torch
 
 from ..datatypes import WeightInput
 from ..params import NoParams, Params, build_params, hparams_for, param, params_class
+from ..params import Params as ComponentParams
 from ..registry import WEIGHTERS
 
 Reduction = Literal["mean", "normalized"]
@@ -58,7 +59,7 @@ class Weighter:
     name: str = ""
     label = ""  # short name for tables (e.g. NS-WS)
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(self, num_classes: int, hparams: Optional[ComponentParams] = None, **overrides: Any):
         self.num_classes = num_classes
         self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="weighting.")
         self._epoch_weights: List[torch.Tensor] = []

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..engine.cuda_graph import ReplayedForward
 from ..params import ParamError, param
+from ..params import Params as ComponentParams
 from ..registry import WEIGHTERS
 from .base import Weighter, WeightingReport, WeightInput
 from .ns_diagnostics import NSDiagnostics
@@ -90,7 +91,7 @@ class NaturalSelection(Weighter):
     label = "NS"
     MAX_GRAPHS = 4  # composite shapes captured (a full batch and a last, smaller one, normally)
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides):
+    def __init__(self, num_classes: int, hparams: Optional[ComponentParams] = None, **overrides: Any):
         super().__init__(num_classes, hparams, **overrides)
         self.grid: Tuple[int, int] = tuple(self.hparams.grid) if self.hparams.grid else default_grid(self.hparams.m)
         self.composite_pass = ReplayedForward(amp=self.hparams.amp, graph=self.hparams.graph,

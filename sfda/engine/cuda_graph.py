@@ -14,7 +14,7 @@ import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 Captured = Tuple[torch.Tensor, torch.Tensor, "torch.cuda.CUDAGraph"]  # static input, static output, graph
 

@@ -44,7 +44,8 @@ def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes
     correct = (pred == labels).float()
     total = torch.bincount(labels, minlength=num_classes).float()
     hits = torch.bincount(labels, weights=correct, minlength=num_classes)
-    per_class = [None if total[k] == 0 else round(100.0 * hits[k].item() / total[k].item(), 4) for k in range(num_classes)]
+    per_class = [None if total[k] == 0 else round(100.0 * hits[k].item() / total[k].item(), 4)
+                 for k in range(num_classes)]
     present = [v for v in per_class if v is not None]
     return {
         "accuracy": 100.0 * correct.mean().item(),

@@ -76,8 +76,7 @@ def run_label(cfg) -> str:
     if cfg.weighting.name != "none":
         label += "+" + WEIGHTERS.get(cfg.weighting.name).display(cfg.weighting)
     if cfg.sampler.name != "none":
-        s = SAMPLERS.get(cfg.sampler.name)
-        label += "+" + (s.label or cfg.sampler.name)
+        label += "+" + (SAMPLERS.get(cfg.sampler.name).label or cfg.sampler.name)
     return label
 
 
@@ -105,13 +104,14 @@ def source_config(cfg, overrides=(), source_overrides=()) -> Cfg:
     return load_config(cfg.source.config, carried + list(source_overrides))
 
 
-def run_stage(cfg, *, force: bool = False, restart: bool = False, stop_after_epoch: Optional[int] = None) -> Optional[dict]:
+def run_stage(cfg, *, force: bool = False, restart: bool = False,
+              stop_after_epoch: Optional[int] = None) -> Optional[dict]:
     method_cls = METHODS.get(cfg.method.name, key="method.name")
     out = run_dir(cfg)
     done = read_metrics(out)
     if done and done.get("finished") and not force:
-        log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {done.get('score', done.get('accuracy', 0)):.2f}); "
-                 "use --force to run it again")
+        score = done.get("score", done.get("accuracy", 0))
+        log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); use --force to run it again")
         return done
     out.mkdir(parents=True, exist_ok=True)
     if restart or force:
@@ -140,7 +140,8 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
               "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", "")}
     if method_cls.stage == "source":
         train_set, eval_set = provider.source_split(cfg.data.source)
-        runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, {num_classes} classes")
+        runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, "
+                    f"{num_classes} classes")
     else:
         src_dir = source_checkpoint_dir(cfg)
         load_fbc(model, src_dir, "source")
@@ -225,7 +226,8 @@ def run_both(path, overrides=(), source_overrides=(), **kw) -> Optional[dict]:
         src_dir = run_dir(src_cfg)
         if not has_fbc(src_dir, "source") or not (read_metrics(src_dir) or {}).get("finished"):
             log.info(f"training the source model first: {src_cfg['_file']}")
-            if run_stage(src_cfg, restart=kw.get("restart", False), stop_after_epoch=kw.get("stop_after_epoch")) is None:
+            finished = run_stage(src_cfg, restart=kw.get("restart", False), stop_after_epoch=kw.get("stop_after_epoch"))
+            if finished is None:
                 return None
         else:
             log.info(f"reusing the source model in {src_dir}")

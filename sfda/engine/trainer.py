@@ -1,8 +1,8 @@
 """The one training loop shared by every method and both stages.
 
 Per epoch: reseed from (seed, epoch); evaluate as the method's :class:`~sfda.datatypes.EvalPolicy` says:
-before each epoch (adaptation: the pass is handed to ``method.on_epoch_start``, and SHOT clusters its
-pseudo-labels from it), or after each epoch (supervised training: the best weights are kept with
+before each epoch (adaptation: the pass is handed to ``method.on_epoch_start``, which may derive pseudo-labels
+or memory banks from it), or after each epoch (supervised training: the best weights are kept with
 ``select_best``); build the loader (the sampler sees the method's current labels); train, the weighter
 weighting the per-sample loss; record the epoch (:class:`~sfda.engine.records.EpochRecord`) and save the run
 state atomically. A killed run resumes from its last finished epoch and ends with exactly the numbers an
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput, WeightInput
@@ -55,7 +55,8 @@ class TrainableMethod(Protocol):
 def _check_finite(loss_sum: float, epoch: int, iteration: int) -> None:
     if not math.isfinite(loss_sum):
         raise SfdaError(f"the loss became {loss_sum} during epoch {epoch + 1} (by iteration {iteration}); lower "
-                        "optim.lr or check the loss settings (the last finished epoch is kept: rerun to resume from it)")
+                        "optim.lr or check the loss settings (the last finished epoch is kept: rerun to resume "
+                        "from it)")
 
 
 class Trainer:
@@ -175,7 +176,8 @@ class Trainer:
             record.end_eval = eval_summary(metrics)
             score = metrics[self.cfg.eval.metric]
             if self.method.select_best and score >= best.score:
-                best = BestWeights(score, epoch + 1, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+                weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                best = BestWeights(score, epoch + 1, weights)
         record.time_s = round(time.time() - started, 2)
         return record, best, iteration
 
@@ -185,7 +187,7 @@ class Trainer:
         steps = 0
         for images, labels, indices in progress(self.train_loader(epoch), desc=f"epoch {epoch + 1}/{self.epochs}",
                                                 mode=self.show):
-            if images.shape[0] < 2:  # BatchNorm cannot train on one sample (SHOT skips such batches too)
+            if images.shape[0] < 2:  # BatchNorm cannot train on one sample (skipped, as the reference code does)
                 continue
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)

@@ -54,7 +54,8 @@ class _ClassProbabilitySampler(ClassSampler):
             return None
         labels = labels.cpu()
         weights = self.sample_weights(labels, epoch, epochs)
-        return WeightedRandomSampler(cast(Sequence[float], weights), num_samples=int(labels.numel()), replacement=True, generator=generator)
+        return WeightedRandomSampler(cast(Sequence[float], weights), num_samples=int(labels.numel()), replacement=True,
+                                     generator=generator)
 
 
 @SAMPLERS.register("cbs", aliases=("class_balanced",))

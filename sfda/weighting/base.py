@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Literal, Optional
 import torch
 
 from ..datatypes import WeightInput
-from ..params import NoParams, Params, build_params, hparams_for, param, params_class
+from ..params import NoParams, build_params, hparams_for, param, params_class
 from ..params import Params as ComponentParams
 from ..registry import WEIGHTERS
 
@@ -53,7 +53,7 @@ class Weighter:
     device (no host sync per step) and summarised by :meth:`epoch_end`."""
 
     @dataclass
-    class Params(Params):
+    class Params(ComponentParams):
         reduction: Reduction = param("mean", help="mean: mean(w l) (the paper's); normalized: sum(w l) / sum(w)")
 
     name: str = ""

@@ -38,7 +38,7 @@ from .ns_diagnostics import NSDiagnostics
 
 def default_grid(m: int) -> Tuple[int, int]:
     """The most square R x C with R <= C: 2 -> 1x2, 4 -> 2x2, 8 -> 2x4, 16 -> 4x4."""
-    r = int(math.isqrt(m))
+    r = math.isqrt(m)
     while m % r:
         r -= 1
     return r, m // r
@@ -50,11 +50,12 @@ def make_composites(images: torch.Tensor, groups: torch.Tensor, grid: Sequence[i
     R, Cg = int(grid[0]), int(grid[1])
     G, m = groups.shape
     assert R * Cg == m, "grid must have m cells"
-    B, ch, H, W = images.shape
+    ch, H, W = images.shape[1:]
     if direct is None:
         direct = H % R == 0 and W % Cg == 0
     if direct:
-        tiles = images if (R, Cg) == (1, 1) else F.interpolate(images, size=(H // R, W // Cg), mode="bilinear", align_corners=False)
+        tiles = images if (R, Cg) == (1, 1) else F.interpolate(images, size=(H // R, W // Cg), mode="bilinear",
+                                                               align_corners=False)
         t = tiles[groups.reshape(-1)].view(G, R, Cg, ch, H // R, W // Cg)
         return t.permute(0, 3, 1, 4, 2, 5).reshape(G, ch, H, W)
     big = images[groups.reshape(-1)].view(G, R, Cg, ch, H, W).permute(0, 3, 1, 4, 2, 5).reshape(G, ch, R * H, Cg * W)

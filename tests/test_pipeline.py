@@ -38,6 +38,10 @@ def test_source_stage_outputs(source):
     assert m["stage"] == "source" and m["finished"] and m["val_accuracy"] > 90
     assert set(m["source_only"]) == {"target"}
     assert 1 <= m["best_epoch"] <= 5
+    # entry i = the weights after i epochs; supervised training evaluates after each epoch
+    assert m["history"][0] == {"epoch": 0} and [h["epoch"] for h in m["history"]] == [0, 1, 2, 3, 4, 5]
+    assert list(m["history"][1]) == ["epoch", "loss", "loss_cls", "lr", "accuracy", "mean_class_accuracy", "time_s"]
+    assert m["val_accuracy"] == max(h["accuracy"] for h in m["history"][1:])  # the best weights are kept
     assert json.loads((d / "metrics.json").read_text())["accuracy"] == m["accuracy"]
 
 

@@ -118,7 +118,7 @@ class Weighter:
 
 @WEIGHTERS.register("none")
 class NoWeighting(Weighter):
-    """No weighting: the per-sample loss is averaged as is (no weights are computed, nothing is recorded)."""
+    """No weighting: in training the per-sample loss is averaged as is (no weights computed, nothing recorded)."""
 
     @dataclass
     class Params(NoParams):

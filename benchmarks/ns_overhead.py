@@ -27,10 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfda.config import config_from_dict  # noqa: E402
-from sfda.engine.trainer import Trainer  # noqa: E402
 from sfda.datatypes import StepInfo  # noqa: E402
+from sfda.engine.trainer import Trainer  # noqa: E402
 from sfda.models.network import build_model  # noqa: E402
 from sfda.registry import METHODS  # noqa: E402
+from sfda.samplers import build_sampler  # noqa: E402
 from sfda.weighting import build_weighter  # noqa: E402
 
 PRESETS = {
@@ -63,7 +64,8 @@ def build(device: str, preset: dict, ns: bool, amp: bool, ns_amp: bool, ns_graph
     method.setup(None, device)
     n = preset["batch"] * preset["iters"]
     method.pseudo = torch.randint(0, preset["classes"], (n,), device=device)
-    trainer = Trainer(cfg, method, _FakeSet(n), None, device, _NullLog(), Path("."), build_weighter(cfg, preset["classes"]))
+    trainer = Trainer(cfg, method, _FakeSet(n), None, device, _NullLog(), Path("."), build_weighter(cfg, preset["classes"]),
+                      build_sampler(cfg, preset["classes"]))
     from sfda.engine.optim import build_optimizer
     return trainer, build_optimizer(method.param_groups(), cfg.optim)
 

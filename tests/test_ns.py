@@ -134,7 +134,7 @@ def test_floor_clamps_and_counts():
     ns = NaturalSelection(3, m=4, sigma=2.0, rho=-1.0, floor=0.0)
     w = ns(WeightInput(model, x, y))
     assert (w >= 0).all() and w[0] == 0 and (w[1:] > 0).all()
-    stats = ns.epoch_end(0, 1)
+    stats = ns.epoch_end(0).stats
     assert stats["clamped_fraction"] == pytest.approx(1 / 8)
     w = NaturalSelection(3, m=4, sigma=2.0, rho=-1.0, floor=0.5)(WeightInput(model, x, y))
     assert w[0] == 0.5
@@ -149,9 +149,11 @@ def test_leftover_samples_get_the_neutral_score():
 
 def test_reductions():
     ns = NaturalSelection(3, m=4, reduction="normalized")
-    w, l = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])
-    assert ns.reduce(w, l).item() == pytest.approx((2 + 12) / 4)
-    assert NaturalSelection(3, m=4).reduce(w, l).item() == pytest.approx((2 + 12) / 2)
+    w, losses = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])
+    assert ns.reduce(w, losses).item() == pytest.approx((2 + 12) / 4)
+    assert NaturalSelection(3, m=4).reduce(w, losses).item() == pytest.approx((2 + 12) / 2)
+    assert NaturalSelection(3, m=4).weighted_loss(losses, WeightInput(FavouredClass(), torch.randn(2, 1, 8, 8),
+                                                                      torch.tensor([0, 1]))).item() == pytest.approx(1.6 * 3)  # leftovers: w = 0.6 + 1
 
 
 def test_config_builds_ns_and_checks_grid():
@@ -159,9 +161,95 @@ def test_config_builds_ns_and_checks_grid():
     cfg = config_from_dict({"weighting": {"name": "ns", "m": 8, "sigma": 0.6}})
     w = build_weighter(cfg, 10)
     assert w.grid == (2, 4) and w.display(cfg.weighting) == "NS-WS"
-    with pytest.raises(ConfigError, match="does not have weighting.m=4 cells"):
-        build_weighter(config_from_dict({"weighting": {"name": "ns", "grid": [1, 3]}}), 10)
+    assert w.hparams.m == 8 and w.hparams.sigma == 0.6 and w.hparams.rho == 1.0 and w.hparams.reduction == "mean"
+    with pytest.raises(ConfigError, match=r"'weighting.grid' must be \[R, C\] with R \* C = m = 4 cells .*got \[1, 3\]"):
+        config_from_dict({"weighting": {"name": "ns", "grid": [1, 3]}})
+    assert build_weighter(config_from_dict({"weighting": {"name": "ns", "m": 6, "grid": [3, 2]}}), 10).grid == (3, 2)
     assert NaturalSelection.display({"rho": -1}) == "NS-LF"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("weighting.m=1", r"'weighting.m' must be in \[2, inf[\])], got 1 \(weighter 'ns'\)"),
+    ("weighting.m=2.5", r"'weighting.m' must be an integer, got 2.5"),
+    ("weighting.reduction=sum", r"'weighting.reduction' must be one of mean, normalized, got 'sum'"),
+    ("weighting.grid=[2, 3]", r"'weighting.grid' must be \[R, C\] with R \* C = m = 4 cells"),
+    ("weighting.save_scores=maybe", r"'weighting.save_scores' must be true or false, got 'maybe'"),
+])
+def test_ns_parameters_are_checked_when_the_config_loads(override, message):
+    from sfda.config import load_config
+    from sfda.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"^command line: " + message):
+        load_config("configs/digits/cowa/mnist5k_uci.yaml", ["weighting.name=ns", override])
+    with pytest.raises(ConfigError, match=message.split(" must")[0]):  # code builds them checked too
+        key, value = override.split(".", 1)[1].split("=")
+        import yaml
+        NaturalSelection(10, **{key: yaml.safe_load(value)})
+
+
+def test_a_bad_weighter_value_stops_sfda_run_before_any_run_directory(tmp_path, capsys):
+    from sfda.cli import main
+    out = tmp_path / "runs"
+    code = main(["run", "-c", "configs/digits/cowa/mnist5k_uci.yaml", "weighting.name=ns", "weighting.m=1",
+                 f"output_root={out}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert len(err.splitlines()) == 1 and "'weighting.m' must be in [2, inf" in err and "got 1" in err, err
+
+
+def test_other_weighters_declare_typed_parameters():
+    from sfda.errors import ConfigError
+    from sfda.registry import WEIGHTERS
+    with pytest.raises(ConfigError, match=r"'weighting.form' must be one of exp, linear, cdan, got 'log'"):
+        config_from_dict({"weighting": {"name": "entropy", "form": "log"}})
+    with pytest.raises(ConfigError, match=r"'weighting.power' must be a number"):
+        config_from_dict({"weighting": {"name": "confidence", "power": "high"}})
+    with pytest.raises(ConfigError, match=r"unknown key 'weighting.reduction'"):  # none weights nothing
+        config_from_dict({"weighting": {"name": "none", "reduction": "normalized"}})
+    for name in WEIGHTERS.names():
+        cls = WEIGHTERS.get(name)
+        assert not hasattr(cls, "defaults") and not hasattr(cls, "param_defaults"), name
+        assert build_weighter(config_from_dict({"weighting": {"name": name}}), 3).hparams == cls.Params(), name
+
+
+def test_the_none_weighter_is_the_plain_mean_and_records_nothing():
+    weighter = build_weighter(config_from_dict({}), 3)
+    assert type(weighter).__name__ == "NoWeighting" and weighter.display({}) == "none"
+    losses = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
+    loss = weighter.weighted_loss(losses, WeightInput(None, torch.zeros(3, 1), torch.tensor([0, 1, 2])))
+    assert torch.equal(loss, losses.mean()) and loss.requires_grad
+    report = weighter.epoch_end(0, keep_samples=True)
+    assert report.stats == {} and report.histograms == {} and report.samples is None
+
+
+def test_ns_reports_statistics_histograms_and_kept_scores():
+    model = FavouredClass()
+    x = torch.randn(10, 1, 8, 8)
+    y = torch.tensor([0, 1, 1, 1, 1, 1, 1, 1, 2, 2])  # two groups of four, two leftovers
+    ns = NaturalSelection(3, m=4, sigma=0.6)
+    w = ns(WeightInput(model, x, y, None, torch.arange(10, 20)))
+    report = ns.epoch_end(0, keep_samples=True)
+    assert list(report.stats) == ["weight_mean", "weight_std", "weight_min", "weight_max", "clamped_fraction",
+                                  "score_std", "class_score_spread"]
+    scores = w - 0.6
+    assert report.stats["weight_mean"] == pytest.approx(w.mean().item())
+    assert report.stats["clamped_fraction"] == 0 and report.stats["score_std"] == pytest.approx(scores.std(unbiased=False).item())
+    means = [scores[y == k].mean().item() for k in range(3)]
+    assert report.stats["class_score_spread"] == pytest.approx(max(means) - min(means))
+    assert torch.allclose(report.histograms["ns/score"], scores) and torch.equal(report.histograms["ns/weight"], w)
+    assert (report.histograms["ns/score"] == 1).sum() >= 2  # the two leftovers score exactly 1
+    assert report.scalars == pytest.approx({f"ns_class_score/class_{k:03d}": means[k] for k in range(3)})
+    assert report.samples_file == "ns_scores.pt"
+    kept = report.samples
+    assert kept["epoch"] == 1 and torch.equal(kept["indices"], torch.arange(10, 20)) and torch.equal(kept["targets"], y)
+    assert torch.equal(kept["scores"], report.histograms["ns/score"]) and torch.equal(kept["weights"], w) and (kept["sigma"], kept["rho"], kept["m"]) == (0.6, 1.0, 4)
+    # a fresh epoch; without keep_samples (or save_scores) no arrays are returned
+    ns(WeightInput(model, x, y))
+    again = ns.epoch_end(1)
+    assert again.samples is None and again.stats["weight_mean"] == pytest.approx(w.mean().item())
+    quiet = NaturalSelection(3, m=4, save_scores=False)
+    quiet(WeightInput(model, x, y))
+    assert quiet.epoch_end(0, keep_samples=True).samples is None
+    assert NaturalSelection(3).epoch_end(0, keep_samples=True) == type(report)()  # no step: an empty report
 
 
 def test_uniform_weighter_gives_exactly_the_unweighted_run(two_domains, tmp_path):
@@ -234,6 +322,48 @@ def test_plot_needs_an_ns_run(tmp_path, capsys):
     assert "weighting.name=ns" in capsys.readouterr().err
 
 
+def test_replayed_forward_on_the_cpu_is_the_plain_eval_mode_pass_without_gradient():
+    from sfda.engine.cuda_graph import ReplayedForward
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).train()
+    net[1].running_mean.fill_(0.5)
+    net[3].eval()  # a submodule's own flag is kept
+    x = torch.randn(6, 3, 8, 8)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    out = ReplayedForward(amp=True, graph=True)(net, x)      # CPU: no graph, no autocast
+    assert not out.requires_grad
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # BatchNorm statistics untouched
+    assert net.training and net[1].training and not net[3].training
+    net.eval()
+    assert torch.equal(out, net(x).detach())
+
+
+def test_replayed_forward_warns_once_when_a_pass_cannot_be_captured():
+    from sfda.engine.cuda_graph import ReplayedForward
+    replay = ReplayedForward(what="X: the pass", hint="set x.graph=false to silence this")
+    with pytest.warns(UserWarning, match=r"^X: the pass could not be captured as a CUDA graph .*running it without "
+                                         r"\(set x.graph=false to silence this\)$") as record:
+        assert replay._capture(nn.Linear(2, 2), torch.zeros(1, 2)) is None  # a CPU tensor cannot be captured
+        assert replay._capture(nn.Linear(2, 2), torch.zeros(3, 2)) is None
+    assert len(record) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+def test_replayed_forward_replays_one_graph_per_shape_within_its_bound():
+    from sfda.engine.cuda_graph import ReplayedForward
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)).cuda().train()
+    replay = ReplayedForward(amp=False, max_graphs=2)
+    for size in (4, 5, 6, 4):
+        x = torch.randn(size, 8, device="cuda")
+        with torch.no_grad():
+            expected = net.eval()(x)
+        net.train()
+        assert torch.allclose(replay(net, x), expected, atol=1e-5) and net.training
+    assert [key[1] for key in replay.graphs] == [(4, 8), (5, 8), (6, 8)]
+    assert [value is None for value in replay.graphs.values()] == [False, False, True]  # past the bound: plain
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
 def test_cuda_graph_pass_matches_the_plain_pass_and_follows_training():
     """The composite pass replayed as a CUDA graph gives the plain pass's scores, sees parameter updates made
@@ -258,7 +388,8 @@ def test_cuda_graph_pass_matches_the_plain_pass_and_follows_training():
         opt.zero_grad()
         nn.functional.cross_entropy(net(x), y).backward()     # updates parameters and BN statistics in place
         opt.step()
-    assert len(graphed._graphs) == 1 and next(iter(graphed._graphs.values())) is not None
+    graphs = graphed.composite_pass.graphs
+    assert len(graphs) == 1 and next(iter(graphs.values())) is not None
     # a smaller last batch gets its own graph
     graphed(WeightInput(net, x[:8], y[:8]))
-    assert len(graphed._graphs) == 2
+    assert len(graphs) == 2

@@ -38,6 +38,10 @@ def test_source_stage_outputs(source):
     assert m["stage"] == "source" and m["finished"] and m["val_accuracy"] > 90
     assert set(m["source_only"]) == {"target"}
     assert 1 <= m["best_epoch"] <= 5
+    # entry i = the weights after i epochs; supervised training evaluates after each epoch
+    assert m["history"][0] == {"epoch": 0} and [h["epoch"] for h in m["history"]] == [0, 1, 2, 3, 4, 5]
+    assert list(m["history"][1]) == ["epoch", "loss", "loss_cls", "lr", "accuracy", "mean_class_accuracy", "time_s"]
+    assert m["val_accuracy"] == max(h["accuracy"] for h in m["history"][1:])  # the best weights are kept
     assert json.loads((d / "metrics.json").read_text())["accuracy"] == m["accuracy"]
 
 
@@ -130,3 +134,83 @@ def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_do
         run_stage(cfg)
     state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)
     assert state["epoch_done"] == 1      # the finished first epoch is kept for a resume
+
+
+# -- the per-epoch record and the history ------------------------------------------------------------------
+def _records():
+    from sfda.engine.records import EpochRecord
+    return [EpochRecord(0, start_eval={"accuracy": 50.0, "mean_class_accuracy": 40.0}, method_stats={"pl_accuracy": 60.0},
+                        train_logs={"loss": 1.5, "lr": 0.01}, weighting={"weight_mean": 1.6}, time_s=2.0),
+            EpochRecord(1, start_eval={"accuracy": 70.0, "mean_class_accuracy": 65.0}, method_stats={"pl_accuracy": 75.0},
+                        train_logs={"loss": 0.5, "lr": 0.005}, time_s=3.0)]
+
+
+def test_history_entry_i_describes_the_weights_after_i_epochs():
+    from sfda.engine.records import EpochRecord, history
+    entries = history(_records(), {"accuracy": 80.0, "mean_class_accuracy": 78.0})
+    assert entries == [
+        {"epoch": 0, "accuracy": 50.0, "mean_class_accuracy": 40.0, "pl_accuracy": 60.0},
+        {"epoch": 1, "loss": 1.5, "lr": 0.01, "w_weight_mean": 1.6, "time_s": 2.0, "accuracy": 70.0,
+         "mean_class_accuracy": 65.0, "pl_accuracy": 75.0},
+        {"epoch": 2, "loss": 0.5, "lr": 0.005, "time_s": 3.0, "accuracy": 80.0, "mean_class_accuracy": 78.0}]
+    assert [list(e) for e in entries][1] == ["epoch", "loss", "lr", "w_weight_mean", "time_s", "accuracy",
+                                            "mean_class_accuracy", "pl_accuracy"]  # metrics.json's key order
+    # supervised training evaluates after each epoch: the evaluation sits before the time, nothing at epoch 0
+    after = [EpochRecord(0, train_logs={"loss": 2.0}, end_eval={"accuracy": 30.0, "mean_class_accuracy": 20.0},
+                         time_s=1.0)]
+    assert [list(e.items()) for e in history(after)] == [
+        [("epoch", 0)], [("epoch", 1), ("loss", 2.0), ("accuracy", 30.0), ("mean_class_accuracy", 20.0), ("time_s", 1.0)]]
+    assert history([]) == [{"epoch": 0}]
+    assert EpochRecord(**_records()[0].to_dict()) == _records()[0]  # the resume state round-trips
+
+
+class _FakeLog:
+    def __init__(self):
+        self.calls = []
+
+    def histogram(self, tag, values, step):
+        self.calls.append(("histogram", tag, step))
+
+    def scalars(self, values, step, prefix=""):
+        self.calls.append(("scalars", dict(values), step, prefix))
+
+
+def test_the_run_logs_weighting_reports_and_keeps_the_first_and_last_samples(tmp_path):
+    from sfda.engine.weighting_output import WeightingOutput
+    from sfda.weighting.base import WeightingReport
+
+    def report(value):
+        return WeightingReport(stats={"weight_mean": value}, histograms={"ns/score": torch.tensor([value])},
+                               scalars={"ns_class_score/class_000": value}, samples={"scores": torch.tensor([value])},
+                               samples_file="ns_scores.pt")
+
+    log = _FakeLog()
+    out = WeightingOutput(tmp_path, log, epochs=3)
+    assert [out.keeps_samples(e) for e in range(3)] == [True, False, True]
+    assert out.record(0, report(1.0)) == {"weight_mean": 1.0}
+    assert log.calls == [("histogram", "ns/score", 1), ("scalars", {"ns_class_score/class_000": 1.0}, 1, "")]
+    state = out.state_dict()
+    resumed = WeightingOutput(tmp_path, _FakeLog(), epochs=3)  # a resumed run keeps the first epoch's arrays
+    resumed.load_state_dict(state)
+    resumed.record(1, WeightingReport(stats={"weight_mean": 2.0}))
+    resumed.record(2, report(3.0))
+    saved = torch.load(tmp_path / "ns_scores.pt")
+    assert set(saved) == {"first", "last"} and saved["first"]["scores"].item() == 1.0 and saved["last"]["scores"].item() == 3.0
+    assert WeightingOutput(tmp_path, log, 1).record(0, WeightingReport()) == {}
+
+
+def test_resume_with_ns_gives_the_same_history_and_saved_scores(two_domains, source, tmp_path):
+    kw = {"weighting": {"name": "ns", "m": 4, "sigma": 0.6}, "sampler": {"name": "cbs"}}
+    full_cfg = _adapt_cfg(two_domains, tmp_path / "a", source[0], **kw)
+    full = run_stage(full_cfg)
+    cfg = _adapt_cfg(two_domains, tmp_path / "b", source[0], **kw)
+    assert run_stage(cfg, stop_after_epoch=2) is None
+    assert set(torch.load(run_dir(cfg) / "ns_scores.pt")) == {"first"}
+    resumed = run_stage(cfg)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h]  # noqa: E731
+    assert strip(resumed["history"]) == strip(full["history"]) and resumed["accuracy"] == full["accuracy"]
+    a, b = (torch.load(run_dir(c) / "ns_scores.pt") for c in (full_cfg, cfg))
+    assert set(a) == set(b) == {"first", "last"} and a["last"]["epoch"] == 3
+    for part in ("first", "last"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]) if torch.is_tensor(v) else v == b[part][k], (part, k)

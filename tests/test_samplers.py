@@ -99,7 +99,26 @@ def test_same_generator_same_order_and_labels_for_tables():
     assert {n: SAMPLERS.get(n).label for n in ("cbs", "srs", "pbs")} == {"cbs": "CBS", "srs": "SRS", "pbs": "PBS"}
     cfg = config_from_dict({"method": {"name": "shot"}, "sampler": {"name": "pbs"}})
     assert run_label(cfg) == "SHOT+PBS"
-    assert build_sampler(config_from_dict({}), 5) is None
+
+
+def test_the_none_sampler_is_a_real_object_that_shuffles():
+    from sfda.samplers.base import Shuffle
+    shuffle = build_sampler(config_from_dict({}), 5)
+    assert isinstance(shuffle, Shuffle) and shuffle.name == "none"
+    assert shuffle.build(LABELS, 0, 1, torch.Generator()) is None   # None: the loader shuffles
+    assert shuffle.build(None, 0, 1, torch.Generator()) is None
+    # a class-aware sampler shuffles plainly when the method has no labels for the training set
+    assert _sampler("cbs").build(None, 0, 1, torch.Generator()) is None
+
+
+def test_samplers_declare_typed_parameters():
+    from sfda.params import NoParams
+    for name in SAMPLERS.names():
+        cls = SAMPLERS.get(name)
+        assert not hasattr(cls, "defaults") and issubclass(cls.Params, NoParams), name
+        assert build_sampler(config_from_dict({"sampler": {"name": name}}), 3).hparams == NoParams()
+    with pytest.raises(ConfigError, match=r"unknown key 'sampler.power'"):
+        config_from_dict({"sampler": {"name": "srs", "power": 0.5}})
 
 
 def test_sampler_errors():

@@ -1,52 +1,54 @@
 """One inference pass over a dataset (features, logits, labels in dataset order) and accuracy metrics."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict, Optional
 
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
 
 from ..datatypes import Inference
 from .progress import progress
 
 
 @torch.no_grad()
-def infer(model, loader, device, *, amp: bool = False, desc: str = "eval", show: str = "none") -> Inference:
+def infer(model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = False, desc: str = "eval",
+          show: str = "none") -> Inference:
     """Eval-mode pass; results are preallocated on the device and filled at the samples' indices."""
     was_training = model.training
     model.eval()
-    n = len(loader.dataset)
-    feats = logits = None
-    labels = torch.empty(n, dtype=torch.long, device=device)
+    size = len(loader.dataset)  # type: ignore[arg-type]
+    features: Optional[torch.Tensor] = None
+    logits: Optional[torch.Tensor] = None
+    labels = torch.empty(size, dtype=torch.long, device=device)
     use_amp = amp and torch.device(device).type == "cuda"
-    for x, y, idx in progress(loader, desc=desc, mode=show):
-        x = x.to(device, non_blocking=True)
-        idx = idx.to(device)
+    for images, batch_labels, indices in progress(loader, desc=desc, mode=show):
+        images = images.to(device, non_blocking=True)
+        indices = indices.to(device)
         with torch.autocast(device_type=torch.device(device).type, enabled=use_amp):
-            f, z = model(x, return_features=True)
-        if feats is None:
-            feats = torch.empty(n, f.shape[1], device=device)
-            logits = torch.empty(n, z.shape[1], device=device)
-        feats[idx] = f.float()
-        logits[idx] = z.float()
-        labels[idx] = y.to(device)
+            batch_features, batch_logits = model(images, return_features=True)
+        if features is None or logits is None:
+            features = torch.empty(size, batch_features.shape[1], device=device)
+            logits = torch.empty(size, batch_logits.shape[1], device=device)
+        features[indices] = batch_features.float()
+        logits[indices] = batch_logits.float()
+        labels[indices] = batch_labels.to(device)
     model.train(was_training)
-    return Inference(feats, logits, labels)
+    assert features is not None and logits is not None, "inference over an empty dataset"
+    return Inference(features, logits, labels)
 
 
-def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Dict[str, object]:
+def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Dict[str, Any]:
     """Accuracy, per-class accuracy (None for classes without samples) and their mean, all in %."""
     pred, labels = pred.cpu(), labels.cpu()
     correct = (pred == labels).float()
     total = torch.bincount(labels, minlength=num_classes).float()
     hits = torch.bincount(labels, weights=correct, minlength=num_classes)
-    per_class = [None if total[k] == 0 else round(100.0 * hits[k].item() / total[k].item(), 4) for k in range(num_classes)]
+    per_class = [None if total[k] == 0 else round(100.0 * hits[k].item() / total[k].item(), 4)
+                 for k in range(num_classes)]
     present = [v for v in per_class if v is not None]
     return {
         "accuracy": 100.0 * correct.mean().item(),
         "mean_class_accuracy": sum(present) / max(len(present), 1),
         "per_class_accuracy": per_class,
     }
-
-
-def score(metrics: Dict[str, object], metric: str) -> float:
-    return float(metrics[metric])

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 
@@ -76,8 +76,7 @@ def run_label(cfg) -> str:
     if cfg.weighting.name != "none":
         label += "+" + WEIGHTERS.get(cfg.weighting.name).display(cfg.weighting)
     if cfg.sampler.name != "none":
-        s = SAMPLERS.get(cfg.sampler.name)
-        label += "+" + (s.label or cfg.sampler.name)
+        label += "+" + (SAMPLERS.get(cfg.sampler.name).label or cfg.sampler.name)
     return label
 
 
@@ -99,19 +98,20 @@ def source_config(cfg, overrides=(), source_overrides=()) -> Cfg:
     architecture must match), then ``source_overrides`` (``sfda run --source-set``)."""
     if not cfg.source.config:
         raise ConfigError("source.config is not set: `sfda run` needs it to train the source model")
-    ov = [f"{k}={json.dumps(cfg[k])}" for k in SHARED_KEYS]
-    ov += [f"data.{k}={json.dumps(cfg.data[k])}" for k in SHARED_DATA_KEYS]
-    ov += [o for o in overrides if o.split("=", 1)[0].startswith("model.")]
-    return load_config(cfg.source.config, ov + list(source_overrides))
+    carried = [f"{k}={json.dumps(cfg[k])}" for k in SHARED_KEYS]
+    carried += [f"data.{k}={json.dumps(cfg.data[k])}" for k in SHARED_DATA_KEYS]
+    carried += [item for item in overrides if item.split("=", 1)[0].startswith("model.")]
+    return load_config(cfg.source.config, carried + list(source_overrides))
 
 
-def run_stage(cfg, *, force: bool = False, restart: bool = False, stop_after_epoch: Optional[int] = None) -> Optional[dict]:
-    mcls = METHODS.get(cfg.method.name, key="method.name")
+def run_stage(cfg, *, force: bool = False, restart: bool = False,
+              stop_after_epoch: Optional[int] = None) -> Optional[dict]:
+    method_cls = METHODS.get(cfg.method.name, key="method.name")
     out = run_dir(cfg)
     done = read_metrics(out)
     if done and done.get("finished") and not force:
-        log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {done.get('score', done.get('accuracy', 0)):.2f}); "
-                 "use --force to run it again")
+        score = done.get("score", done.get("accuracy", 0))
+        log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); use --force to run it again")
         return done
     out.mkdir(parents=True, exist_ok=True)
     if restart or force:
@@ -122,94 +122,96 @@ def run_stage(cfg, *, force: bool = False, restart: bool = False, stop_after_epo
     t0 = time.time()
     try:
         runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
-        return _run(cfg, mcls, out, runlog, stop_after_epoch, t0)
+        return _run(cfg, method_cls, out, runlog, stop_after_epoch, t0)
     finally:
         clear_cache()
         runlog.close()
 
 
-def _run(cfg, mcls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:
+def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     provider = build_provider(cfg)
-    K = provider.num_classes
+    num_classes = provider.num_classes
     model = build_model(cfg)
     result = {"task": cfg.task, "method": cfg.method.name, "label": run_label(cfg), "benchmark": cfg.benchmark,
-              "seed": cfg.seed, "stage": mcls.stage, "metric": cfg.eval.metric, "weighting": cfg.weighting.name,
+              "seed": cfg.seed, "stage": method_cls.stage, "metric": cfg.eval.metric, "weighting": cfg.weighting.name,
               "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", "")}
-    if mcls.stage == "source":
+    if method_cls.stage == "source":
         train_set, eval_set = provider.source_split(cfg.data.source)
-        runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, {K} classes")
+        runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, "
+                    f"{num_classes} classes")
     else:
-        src = source_checkpoint_dir(cfg)
-        load_fbc(model, src, "source")
-        runlog.info(f"loaded source model from {src}")
+        src_dir = source_checkpoint_dir(cfg)
+        load_fbc(model, src_dir, "source")
+        runlog.info(f"loaded source model from {src_dir}")
         train_set = provider.domain(cfg.data.target, train=True)
         eval_set = provider.domain(cfg.data.target, train=False)
-        runlog.info(f"target {cfg.data.target}: {len(train_set)} images, {K} classes")
+        runlog.info(f"target {cfg.data.target}: {len(train_set)} images, {num_classes} classes")
     model.to(device)
-    method = mcls(model, K, dict(cfg.method), cfg)
+    method = method_cls(model, num_classes, dict(cfg.method), cfg)
     method.setup(train_set, device)
-    weighter = build_weighter(cfg, K)
-    sampler = build_sampler(cfg, K)
-    trainer = Trainer(cfg, method, train_set, eval_set, device, runlog, out, weighter, sampler)
+    trainer = Trainer(cfg, method, train_set, eval_set, device, runlog, out, build_weighter(cfg, num_classes),
+                      build_sampler(cfg, num_classes))
     fit = trainer.fit(stop_after_epoch=stop_after_epoch)
     if fit is None:
         runlog.info(f"stopped after epoch {stop_after_epoch}; rerun the same command to resume")
         return None
-    final, history = fit["final"], fit["history"]
+    final, history = fit.final, fit.history
     result.update({
         "accuracy": final["accuracy"], "mean_class_accuracy": final["mean_class_accuracy"],
         "per_class_accuracy": final["per_class_accuracy"], "history": history,
     })
-    if mcls.stage == "source":
+    if method_cls.stage == "source":
         save_fbc(model, out, "source")
         result["val_accuracy"] = final["accuracy"]
-        result["best_epoch"] = fit["best_epoch"]
+        result["best_epoch"] = fit.best_epoch
         if cfg.eval.other_domains:
             result["source_only"] = _other_domains(cfg, provider, model, device, trainer, runlog)
     else:
         save_fbc(model, out, "target")
         result["source_only_accuracy"] = history[0].get("accuracy")
         result["source_only_mean_class_accuracy"] = history[0].get("mean_class_accuracy")
-    result["score"] = result[cfg.eval.metric] if mcls.stage != "source" else final[cfg.eval.metric]
+    result["score"] = final[cfg.eval.metric]
     result["wall_time_s"] = round(time.time() - t0, 1)
     result["finished"] = True
     write_json(result, out / METRICS_FILE)
     (out / STATE_FILE).unlink(missing_ok=True)
     msg = f"done: {result['label']} {cfg.task} seed {cfg.seed}: {cfg.eval.metric} {result['score']:.2f}"
     if "source_only_accuracy" in result:
-        so = history[0].get(cfg.eval.metric, history[0].get("accuracy"))
-        msg += f" (source only {so:.2f})"
+        source_only = history[0].get(cfg.eval.metric, history[0].get("accuracy"))
+        msg += f" (source only {source_only:.2f})"
     runlog.info(msg + f" [{result['wall_time_s']:.0f}s]")
     return result
 
 
-def _other_domains(cfg, provider, model, device, trainer, runlog) -> dict:
-    res = {}
-    for d in cfg.data.domains:
-        if d == cfg.data.source:
+def _other_domains(cfg, provider, model, device, trainer: Trainer, runlog: RunLog) -> Dict[str, float]:
+    """The source model's score on every other domain of the benchmark (the source-only baseline)."""
+    scores = {}
+    for domain in cfg.data.domains:
+        if domain == cfg.data.source:
             continue
-        ds = provider.domain(d, train=False)
-        loader = torch.utils.data.DataLoader(ds, batch_size=int(cfg.data.test_batch_size), shuffle=False,
-                                             **trainer._loader_kwargs())
-        inf = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {d}", show=trainer.show)
-        m = classification_metrics(inf.logits.argmax(1), inf.labels, provider.num_classes)
-        res[d] = m[cfg.eval.metric]
-        runlog.info(f"source only {cfg.data.source} -> {d}: {cfg.eval.metric} {res[d]:.2f}")
-        del ds, loader
+        dataset = provider.domain(domain, train=False)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=int(cfg.data.test_batch_size), shuffle=False,
+                                             **trainer.loader_kwargs())
+        inference = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {domain}",
+                          show=trainer.show)
+        metrics = classification_metrics(inference.logits.argmax(1), inference.labels, provider.num_classes)
+        scores[domain] = float(metrics[cfg.eval.metric])
+        runlog.info(f"source only {cfg.data.source} -> {domain}: {cfg.eval.metric} {scores[domain]:.2f}")
+        del dataset, loader
         clear_cache()
-    return res
+    return scores
 
 
 def run_config(path, overrides=(), *, stage: Optional[str] = None, **kw) -> Optional[dict]:
     cfg = load_config(path, overrides)
     cfg["_overrides"] = list(overrides)
-    mcls = METHODS.get(cfg.method.name, key="method.name")
-    if stage is not None and mcls.stage != stage:
+    method_cls = METHODS.get(cfg.method.name, key="method.name")
+    if stage is not None and method_cls.stage != stage:
         want = "a source-training config (method.name: source)" if stage == "source" else "an adaptation config"
-        raise ConfigError(f"{cfg['_file']}: expected {want}, got method '{cfg.method.name}' ({mcls.stage} stage)")
+        raise ConfigError(f"{cfg['_file']}: expected {want}, got method '{cfg.method.name}' ({method_cls.stage} stage)")
     return run_stage(cfg, **kw)
 
 
@@ -220,12 +222,13 @@ def run_both(path, overrides=(), source_overrides=(), **kw) -> Optional[dict]:
     if METHODS.get(cfg.method.name).stage == "source":
         return run_stage(cfg, **kw)
     if not cfg.source.checkpoint:
-        scfg = source_config(cfg, overrides, source_overrides)
-        if not has_fbc(run_dir(scfg), "source") or not (read_metrics(run_dir(scfg)) or {}).get("finished"):
-            log.info(f"training the source model first: {scfg['_file']}")
-            res = run_stage(scfg, restart=kw.get("restart", False), stop_after_epoch=kw.get("stop_after_epoch"))
-            if res is None:
+        src_cfg = source_config(cfg, overrides, source_overrides)
+        src_dir = run_dir(src_cfg)
+        if not has_fbc(src_dir, "source") or not (read_metrics(src_dir) or {}).get("finished"):
+            log.info(f"training the source model first: {src_cfg['_file']}")
+            finished = run_stage(src_cfg, restart=kw.get("restart", False), stop_after_epoch=kw.get("stop_after_epoch"))
+            if finished is None:
                 return None
         else:
-            log.info(f"reusing the source model in {run_dir(scfg)}")
+            log.info(f"reusing the source model in {src_dir}")
     return run_stage(cfg, **kw)

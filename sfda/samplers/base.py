@@ -1,26 +1,30 @@
 """The sampler interface: per epoch, from the current labels of the training set (ground truth in source
-training, pseudo-labels after each refresh in adaptation), a sampler returns a torch Sampler, or None for
-plain shuffling."""
+training, pseudo-labels after each refresh in adaptation; None if the method has none), a sampler returns a
+torch Sampler, or None for plain shuffling. The registered ``none`` sampler always shuffles."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch.utils.data import Sampler
 
+from ..params import NoParams, build_params, hparams_for, params_class
+from ..params import Params as ComponentParams
 from ..registry import SAMPLERS
 
 
 class ClassSampler:
-    defaults: dict = {}
+    Params = NoParams  # a sampler with hyperparameters declares its own Params dataclass
+    name: str = ""
     label = ""
 
-    def __init__(self, num_classes: int, **params):
+    def __init__(self, num_classes: int, hparams: Optional[ComponentParams] = None, **overrides: Any):
         self.num_classes = num_classes
-        for k, v in {**self.defaults, **params}.items():
-            setattr(self, k, v)
+        self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="sampler.")
 
-    def build(self, labels: torch.Tensor, epoch: int, epochs: int, generator: torch.Generator) -> Optional[Sampler]:
+    def build(self, labels: Optional[torch.Tensor], epoch: int, epochs: int,
+              generator: torch.Generator) -> Optional[Sampler]:
+        """The epoch's sampler over the training set, or None for plain shuffling."""
         raise NotImplementedError
 
 
@@ -32,9 +36,8 @@ class Shuffle(ClassSampler):
         return None
 
 
-def build_sampler(cfg, num_classes: int) -> Optional[ClassSampler]:
+def build_sampler(cfg: Any, num_classes: int) -> ClassSampler:
+    """The configured sampler (``sampler.name``; ``none`` shuffles)."""
     spec = cfg.sampler
-    if spec["name"] == "none":
-        return None
     cls = SAMPLERS.get(spec["name"], key="sampler.name")
-    return cls(num_classes, **{k: v for k, v in spec.items() if k != "name"})
+    return cls(num_classes, hparams=build_params(params_class(cls), dict(spec), prefix="sampler."))

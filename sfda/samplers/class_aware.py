@@ -17,7 +17,7 @@ distribution is the same. Samples with a negative label (unlabelled) are never d
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, cast
 
 import torch
 from torch.utils.data import WeightedRandomSampler
@@ -44,13 +44,18 @@ class _ClassProbabilitySampler(ClassSampler):
         nz = counts > 0
         probs[nz] = self.class_probs(counts[nz], epoch, epochs)
         probs = probs / probs.sum()
-        w = torch.zeros(lab.numel(), dtype=torch.double)
-        w[valid] = probs[lab[valid]] / counts[lab[valid]]
-        return w
+        weights = torch.zeros(lab.numel(), dtype=torch.double)
+        weights[valid] = probs[lab[valid]] / counts[lab[valid]]
+        return weights
 
-    def build(self, labels, epoch, epochs, generator) -> Optional[WeightedRandomSampler]:
-        w = self.sample_weights(labels, epoch, epochs)
-        return WeightedRandomSampler(w, num_samples=int(labels.numel()), replacement=True, generator=generator)
+    def build(self, labels: Optional[torch.Tensor], epoch: int, epochs: int,
+              generator: torch.Generator) -> Optional[WeightedRandomSampler]:
+        if labels is None:  # the method has no labels for the training set: plain shuffling
+            return None
+        labels = labels.cpu()
+        weights = self.sample_weights(labels, epoch, epochs)
+        return WeightedRandomSampler(cast(Sequence[float], weights), num_samples=int(labels.numel()), replacement=True,
+                                     generator=generator)
 
 
 @SAMPLERS.register("cbs", aliases=("class_balanced",))

@@ -1,8 +1,9 @@
 """The sample-weighting interface.
 
-A weighter turns a batch into one weight per sample, without gradient. The trainer multiplies the method's
-per-sample pseudo-label (or supervised) loss by these weights and reduces it; nothing else in the trainer or
-the methods knows how a weighter works. Weighters see a :class:`WeightInput`:
+A weighter turns a batch into one weight per sample, without gradient. The trainer hands it the method's
+per-sample pseudo-label (or supervised) loss and adds the weighted reduction (:meth:`Weighter.weighted_loss`)
+to the loss; nothing else in the trainer or the methods knows how a weighter works. Weighters see a
+:class:`WeightInput`:
 
 - ``model``: the network (NS runs it on composite images);
 - ``images``: the batch as fed to training (after augmentation);
@@ -11,32 +12,58 @@ the methods knows how a weighter works. Weighters see a :class:`WeightInput`:
 - ``indices``: dataset indices; ``epoch``, ``progress`` (0..1 through training).
 
 Reduction (``weighting.reduction``): ``mean`` is mean_i(w_i l_i) (the paper's), ``normalized`` is
-sum_i(w_i l_i) / sum_i(w_i).
+sum_i(w_i l_i) / sum_i(w_i). The ``none`` weighter takes the plain mean of the losses and records nothing.
+
+At the end of an epoch a weighter returns a :class:`WeightingReport` (statistics for the history, histograms,
+per-sample arrays to keep); the run, not the weighter, logs and saves it.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Optional
 
 import torch
-import torch.nn as nn
 
 from ..datatypes import WeightInput
+from ..params import NoParams, build_params, hparams_for, param, params_class
+from ..params import Params as ComponentParams
 from ..registry import WEIGHTERS
+
+Reduction = Literal["mean", "normalized"]
+
+
+@dataclass
+class WeightingReport:
+    """A weighter's summary of one epoch (empty if it weighted no step)."""
+
+    stats: Dict[str, float] = field(default_factory=dict)               # kept in the history as w_<name>
+    histograms: Dict[str, torch.Tensor] = field(default_factory=dict)   # TensorBoard tag -> values
+    scalars: Dict[str, float] = field(default_factory=dict)             # TensorBoard tag -> value
+    samples: Optional[Dict[str, Any]] = None    # per-sample arrays to keep (when asked: first and last epoch)
+    samples_file: str = ""                      # the run file that keeps them (e.g. ns_scores.pt)
+
+
+def gathered(parts: List[torch.Tensor]) -> torch.Tensor:
+    """An epoch's per-step tensors, concatenated, on the CPU (empty if there are none)."""
+    return torch.cat(parts).cpu() if parts else torch.zeros(0)
 
 
 class Weighter:
-    defaults: dict = {"reduction": "mean"}
+    """Base of the weighters: ``weights(batch) -> [N]``; the weights and targets of an epoch are kept on the
+    device (no host sync per step) and summarised by :meth:`epoch_end`."""
+
+    @dataclass
+    class Params(ComponentParams):
+        reduction: Reduction = param("mean", help="mean: mean(w l) (the paper's); normalized: sum(w l) / sum(w)")
+
+    name: str = ""
     label = ""  # short name for tables (e.g. NS-WS)
 
-    def __init__(self, num_classes: int, **params):
+    def __init__(self, num_classes: int, hparams: Optional[ComponentParams] = None, **overrides: Any):
         self.num_classes = num_classes
-        params = {**self.defaults, **params}
-        for k, v in params.items():
-            setattr(self, k, v)
-        if self.reduction not in ("mean", "normalized"):
-            from ..errors import ConfigError
-            raise ConfigError(f"weighting.reduction must be 'mean' or 'normalized', got '{self.reduction}'")
-        self.reset_epoch()
+        self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="weighting.")
+        self._epoch_weights: List[torch.Tensor] = []
+        self._epoch_targets: List[torch.Tensor] = []
 
     @classmethod
     def display(cls, spec: dict) -> str:
@@ -49,42 +76,38 @@ class Weighter:
 
     @torch.no_grad()
     def __call__(self, batch: WeightInput) -> torch.Tensor:
-        w = self.weights(batch).detach().float()
-        # diagnostics stay on the device until the epoch ends: no host sync per training step
-        self._epoch_weights.append(w)
+        weights = self.weights(batch).detach().float()
+        self._epoch_weights.append(weights)
         self._epoch_targets.append(batch.targets.detach())
-        return w
+        return weights
 
     def reduce(self, weights: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         weighted = weights.to(losses.dtype) * losses
-        if self.reduction == "normalized":
+        if self.hparams.reduction == "normalized":
             return weighted.sum() / weights.sum().clamp_min(1e-12)
         return weighted.mean()
 
+    def weighted_loss(self, losses: torch.Tensor, batch: WeightInput) -> torch.Tensor:
+        """The batch's loss: ``losses`` [N] (per sample) weighted by this weighter and reduced."""
+        return self.reduce(self(batch), losses)
+
     # -- diagnostics ------------------------------------------------------------------------------------
-    def reset_epoch(self) -> None:
-        self._epoch_weights: List[torch.Tensor] = []
-        self._epoch_targets: List[torch.Tensor] = []
-        self._epoch_scores: List[torch.Tensor] = []
-
-    def epoch_end(self, epoch: int, epochs: int, run_dir=None, runlog=None) -> Dict[str, float]:
-        """Summary of this epoch's weights (logged and kept in the history), then reset."""
+    def epoch_end(self, epoch: int, keep_samples: bool = False) -> WeightingReport:
+        """This epoch's summary (statistics of the weights, plus the weighter's own), then a fresh epoch.
+        ``keep_samples``: also return the per-sample arrays, if the weighter keeps any."""
         if not self._epoch_weights:
-            return {}
-        w = self.gathered("_epoch_weights")
-        stats = {"weight_mean": w.mean().item(), "weight_std": w.std(unbiased=False).item(),
-                 "weight_min": w.min().item(), "weight_max": w.max().item()}
-        stats.update(self.extra_stats())
-        self.reset_epoch()
-        return stats
+            return WeightingReport()
+        weights = gathered(self._epoch_weights)
+        report = WeightingReport(stats={
+            "weight_mean": weights.mean().item(), "weight_std": weights.std(unbiased=False).item(),
+            "weight_min": weights.min().item(), "weight_max": weights.max().item()})
+        self.add_to_report(report, epoch, weights, gathered(self._epoch_targets).long(), keep_samples)
+        self._epoch_weights, self._epoch_targets = [], []
+        return report
 
-    def extra_stats(self) -> Dict[str, float]:
-        return {}
-
-    def gathered(self, attr: str) -> torch.Tensor:
-        """This epoch's per-step tensors of list ``attr`` (e.g. ``_epoch_scores``), concatenated, on the CPU."""
-        parts = getattr(self, attr)
-        return torch.cat(parts).cpu() if parts else torch.zeros(0)
+    def add_to_report(self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor,
+                      keep_samples: bool) -> None:
+        """A weighter's own statistics of the epoch (``weights`` and ``targets`` of every weighted sample)."""
 
     def state_dict(self) -> dict:
         return {}
@@ -95,7 +118,17 @@ class Weighter:
 
 @WEIGHTERS.register("none")
 class NoWeighting(Weighter):
-    """No weighting: the per-sample loss is averaged as is (the weighter is never called)."""
+    """No weighting: in training the per-sample loss is averaged as is (no weights computed, nothing recorded)."""
+
+    @dataclass
+    class Params(NoParams):
+        """No parameters."""
+
+    def weights(self, batch: WeightInput) -> torch.Tensor:
+        return torch.ones(batch.targets.shape[0], device=batch.targets.device)
+
+    def weighted_loss(self, losses: torch.Tensor, batch: WeightInput) -> torch.Tensor:
+        return losses.mean()
 
 
 @WEIGHTERS.register("uniform")
@@ -104,13 +137,12 @@ class Uniform(Weighter):
 
     label = "uniform"
 
-    def weights(self, batch):
+    def weights(self, batch: WeightInput) -> torch.Tensor:
         return torch.ones(batch.targets.shape[0], device=batch.targets.device)
 
 
-def build_weighter(cfg, num_classes: int) -> Optional[Weighter]:
+def build_weighter(cfg: Any, num_classes: int) -> Weighter:
+    """The configured weighter (``weighting.name``; ``none`` averages the loss unweighted)."""
     spec = cfg.weighting
-    if spec["name"] == "none":
-        return None
     cls = WEIGHTERS.get(spec["name"], key="weighting.name")
-    return cls(num_classes, **{k: v for k, v in spec.items() if k != "name"})
+    return cls(num_classes, hparams=build_params(params_class(cls), dict(spec), prefix="weighting."))

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from ..params import param
 from ..registry import WEIGHTERS
-from .base import Weighter
+from .base import Weighter, WeightInput
 
 
-def _probs(batch):
+def _probs(batch: WeightInput) -> torch.Tensor:
     if batch.logits is None:
         with torch.no_grad():
             return torch.softmax(batch.model(batch.images).float(), dim=1)
@@ -20,32 +23,35 @@ def _probs(batch):
 class Confidence(Weighter):
     """w = (max_k p_k)^power: trust confident predictions (ATDOC-style confidence weights)."""
 
-    label = "Conf"
-    defaults = {"power": 1.0, "reduction": "mean"}
+    @dataclass
+    class Params(Weighter.Params):
+        power: float = param(1.0, help="exponent of the maximum probability")
 
-    def weights(self, batch):
-        return _probs(batch).max(dim=1).values ** self.power
+    label = "Conf"
+
+    def weights(self, batch: WeightInput) -> torch.Tensor:
+        return _probs(batch).max(dim=1).values ** self.hparams.power
 
 
 @WEIGHTERS.register("entropy")
 class EntropyWeight(Weighter):
     """exp: w = exp(-H(p)/log K) (PLUE); linear: w = 1 - H(p)/log K (SHOT's unused weight); cdan: 1 + exp(-H)."""
 
-    label = "Ent"
-    defaults = {"form": "exp", "reduction": "mean"}
+    @dataclass
+    class Params(Weighter.Params):
+        form: Literal["exp", "linear", "cdan"] = param("exp", help="exp(-H/log K), 1 - H/log K or 1 + exp(-H)")
 
-    def weights(self, batch):
-        p = _probs(batch)
-        h = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
-        hn = h / math.log(p.shape[1])
-        if self.form == "exp":
-            return torch.exp(-hn)
-        if self.form == "linear":
-            return 1.0 - hn
-        if self.form == "cdan":
-            return 1.0 + torch.exp(-h)
-        from ..errors import ConfigError
-        raise ConfigError(f"weighting.form must be exp, linear or cdan, got '{self.form}'")
+    label = "Ent"
+
+    def weights(self, batch: WeightInput) -> torch.Tensor:
+        probs = _probs(batch)
+        entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1)
+        if self.hparams.form == "cdan":
+            return 1.0 + torch.exp(-entropy)
+        normalised = entropy / math.log(probs.shape[1])
+        if self.hparams.form == "linear":
+            return 1.0 - normalised
+        return torch.exp(-normalised)
 
 
 @WEIGHTERS.register("label_confidence")
@@ -53,7 +59,6 @@ class LabelConfidence(Weighter):
     """w = p_y, the model's probability of the (pseudo-)label on the sample itself: NS without the composite."""
 
     label = "LabelConf"
-    defaults = {"reduction": "mean"}
 
-    def weights(self, batch):
+    def weights(self, batch: WeightInput) -> torch.Tensor:
         return _probs(batch).gather(1, batch.targets.view(-1, 1)).squeeze(1)

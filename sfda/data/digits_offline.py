@@ -37,6 +37,7 @@ DIGITS_PNG_URL = "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/da
 DEBIAN_PATHS = ("/usr/share/doc/opencv-doc/examples/data/digits.png",
                 "/usr/share/doc/opencv-doc/examples/data/digits.png.gz")
 DOMAINS = ("mnist5k", "uci")
+FOLDER = "digits-offline"  # the configs' data.dataset_dir: the benchmark is read from $SFDA_DATA/digits-offline
 CELL, ROWS, COLS = 20, 50, 100
 
 
@@ -186,4 +187,4 @@ def is_built(root: os.PathLike) -> bool:
 
 def default_root() -> Path:
     env = os.environ.get("SFDA_DATA")
-    return (Path(env) if env else Path("data")) / "digits-offline"
+    return (Path(env) if env else Path("data")) / FOLDER

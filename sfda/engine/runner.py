@@ -19,7 +19,7 @@ import torch
 from .. import __version__
 from ..config import Cfg, dump_config, load_config
 from ..data.dataset import clear_cache
-from ..data.providers import build_provider
+from ..data.formats import build_format
 from ..errors import ConfigError
 from ..models.checkpoint import has_fbc, load_fbc, save_fbc
 from ..models.network import build_model
@@ -132,7 +132,7 @@ def _run(cfg, mcls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    provider = build_provider(cfg)
+    provider = build_format(cfg)
     K = provider.num_classes
     model = build_model(cfg)
     result = {"task": cfg.task, "method": cfg.method.name, "label": run_label(cfg), "benchmark": cfg.benchmark,

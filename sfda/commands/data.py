@@ -15,12 +15,12 @@ def usage_hint(out: Path) -> str:
     out = Path(out).resolve()
     if out == digits_offline.default_root().resolve():
         where = "$SFDA_DATA" if os.environ.get("SFDA_DATA") else f"./data, run from {Path.cwd()}"
-        return f"the digits configs find it there ({where}); e.g. sfda run -c {CONFIG}"
-    ways = [f"add data.root={out} to the command (e.g. sfda run -c {CONFIG} data.root={out})"]
+        return f"the digits configs find it there ({where}), e.g. `sfda run -c {CONFIG}`"
+    ways = [f"data.root={out} (e.g. `sfda run -c {CONFIG} data.root={out}`)"]
     if out.name == digits_offline.FOLDER:
-        ways.append(f"export SFDA_DATA={out.parent}")
-    ways.append(f"sfda demo --data {out}")
-    return "use it with: " + "; or ".join(ways)
+        ways.append(f"`export SFDA_DATA={out.parent}`")
+    ways.append(f"`sfda demo --data {out}`")
+    return "use it with " + ", or ".join(ways)
 
 
 def _digits(a) -> int:

@@ -42,7 +42,7 @@ def parameter_lines(obj: Any, verbose: bool) -> List[str]:
         items = [f"{name}: {tname} = {_default(default)}" for name, tname, default, _ in params]
         lines = [indent + items[0]]
         for item in items[1:]:
-            if len(lines[-1]) + 2 + len(item) > LINE_WIDTH:
+            if len(lines[-1]) + len(", ") + len(item) + len(",") > LINE_WIDTH:  # room for a trailing comma
                 lines[-1] += ","
                 lines.append(indent + item)
             else:

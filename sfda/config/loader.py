@@ -17,7 +17,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..paths import CONFIGS_DIR
-from ..params import ParamError, check_value, default_of, fields_of, params_class
+from ..params import NoParams, ParamError, check_value, default_of, fields_of, params_class
 from ..registry import BACKBONES, FORMATS, suggest
 from .defaults import DEFAULTS, RELATIVE_TO_FILE
 from .node import Cfg, Component
@@ -256,6 +256,11 @@ def _check_open_sections(cfg: Cfg, where: Where, src: str) -> None:
         sec = cfg[section]
         path = (section, "params")
         cls = registry.get(sec[reg_key], key=f"{where.get((section, reg_key), src)}: '{section}.{reg_key}'")
+        given = dict(sec.get("params") or {})
+        if given and params_class(cls) is NoParams:
+            key = next(iter(given))
+            raise ConfigError(f"{where.get(path + (key,), where.get(path, src))}: unknown key '{section}.params.{key}': "
+                              f"{registry.kind} '{sec[reg_key]}' takes no parameters")
         sec["params"] = _resolve_params(dict(sec.get("params") or {}), params_class(cls), path, where, src,
                                         f" ({registry.kind} '{sec[reg_key]}')")
 

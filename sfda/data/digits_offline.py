@@ -153,7 +153,7 @@ def _write_domain(out: Path, name: str, images: torch.Tensor, labels: torch.Tens
     order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), i))
     entries = []
     arr = (images.numpy() * 255.0 + 0.5).astype(np.uint8)
-    for rank, i in enumerate(order):
+    for i in order:
         rel = f"{name}/{int(labels[i])}/{i:05d}.png"
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ class TorchvisionDataset(Dataset):
         self.base, self.transform, self.mode, self.pre = base, transform, mode, pre
         targets = getattr(base, "targets", None)
         if targets is None:
-            targets = getattr(base, "labels")
+            targets = base.labels
         self.labels = torch.as_tensor(list(targets) if not torch.is_tensor(targets) else targets, dtype=torch.long)
 
     def __len__(self):

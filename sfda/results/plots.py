@@ -16,7 +16,6 @@ import torch
 
 from ..errors import SfdaError
 
-
 MATPLOTLIB_MISSING = ('`sfda plot` needs matplotlib, which is not installed: pip install matplotlib, '
                       'or pip install -e ".[plot]"')
 

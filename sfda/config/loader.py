@@ -16,8 +16,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
-from ..paths import CONFIGS_DIR
 from ..params import NoParams, ParamError, check_value, default_of, fields_of, params_class
+from ..paths import CONFIGS_DIR
 from ..registry import BACKBONES, FORMATS, suggest
 from .defaults import DEFAULTS, RELATIVE_TO_FILE
 from .node import Cfg, Component
@@ -261,7 +261,7 @@ def _check_open_sections(cfg: Cfg, where: Where, src: str) -> None:
             key = next(iter(given))
             raise ConfigError(f"{where.get(path + (key,), where.get(path, src))}: unknown key '{section}.params.{key}': "
                               f"{registry.kind} '{sec[reg_key]}' takes no parameters")
-        sec["params"] = _resolve_params(dict(sec.get("params") or {}), params_class(cls), path, where, src,
+        sec["params"] = _resolve_params(given, params_class(cls), path, where, src,
                                         f" ({registry.kind} '{sec[reg_key]}')")
 
 

@@ -253,7 +253,7 @@ def build_params(cls: Type[Params], values: Dict[str, Any], *, prefix: str = "")
     known = {f.name: (f, tp) for f, tp in fields_of(cls)}
     kwargs = {}
     for k, v in values.items():
-        if k == "name":
+        if k == "name" and k not in known:  # a spec's component name (a timm backbone has a `name` parameter)
             continue
         if k not in known:
             from .registry import suggest

@@ -1,12 +1,11 @@
 """Name -> component registries.
 
-Backbones, methods, losses, weighters, samplers and transforms are registered by name, so that a config
-selects them with a string and a new component is one new file: decorate the class or factory with
-``@LOSSES.register("name")`` and it is available everywhere (config, CLI, ``sfda list``).
+Backbones, methods, losses, weighters, samplers, dataset formats and transforms are registered by name, so
+that a config selects them with a string and a new component is one new file: decorate the class or factory
+with ``@LOSSES.register("name")`` and it is available everywhere (config, CLI, ``sfda list``).
 
-A registered class may declare ``defaults``, a dict of its hyperparameters and their default values; the
-config validator checks user keys against it (unknown keys and wrong types are reported with the closest
-valid key).
+A registered component declares its parameters as a :class:`sfda.params.Params` dataclass (``Params`` on the
+class, or ``params=`` when registering a factory); the config loader checks user keys and values against it.
 """
 from __future__ import annotations
 
@@ -95,4 +94,4 @@ LOSSES = Registry("loss", "sfda.losses", "losses")
 WEIGHTERS = Registry("weighter", "sfda.weighting")
 SAMPLERS = Registry("sampler", "sfda.samplers")
 TRANSFORMS = Registry("transform", "sfda.data")
-DATASETS = Registry("dataset format", "sfda.data")
+FORMATS = Registry("dataset format", "sfda.data")

@@ -1,9 +1,9 @@
 """The shipped benchmark configs (Office-31, VisDA-C, DomainNet-126, CIFAR, CIFAR-LT, ImageNet-1K, visual
 emotion): each resolves, names existing lists or a registered dataset format, and builds its model on the CPU;
-the published settings; the supervised providers; `sfda table` for single-domain benchmarks."""
+the published settings; the supervised dataset formats; `sfda table` for single-domain benchmarks."""
 import json
 from argparse import Namespace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 
 from sfda.config import load_config
+from sfda.data.formats import build_format
 from sfda.data.lists import read_list
-from sfda.data.providers import build_provider
 from sfda.engine.runner import source_config
 from sfda.errors import ConfigError, DataError
 from sfda.models.network import build_model
 from sfda.paths import CONFIGS_DIR, resolve_path
-from sfda.registry import DATASETS, METHODS
+from sfda.registry import FORMATS, METHODS
 from sfda.results.paper import PAPER
 from sfda.results.table import render, select_runs
 
@@ -31,7 +31,7 @@ CONFIGS = sorted(str(p.relative_to(CONFIGS_DIR)) for b in (*SFDA, *SUPERVISED)
 NOT_SHIPPED = {("visda-c", "train")}  # made by the user with `sfda lists make`
 
 
-@lru_cache(maxsize=None)
+@cache
 def _labels(list_file: str, k: int):
     return sorted({e.label for e in read_list(list_file, k)})
 
@@ -51,7 +51,7 @@ def test_config_resolves_and_names_its_data(name):
     assert cfg.benchmark in PAPER, cfg.benchmark
     if cfg.method.name != "source" or cfg.benchmark in SUPERVISED:  # a table column
         assert cfg.task in PAPER[cfg.benchmark]["tasks"], (cfg.task, cfg.benchmark)
-    assert cfg.data.format in DATASETS and cfg.data.num_classes > 0
+    assert cfg.data.format in FORMATS and cfg.data.num_classes > 0
     assert METHODS.get(cfg.method.name)
     if cfg.data.format == "list":
         lists = resolve_path(cfg.data.lists_dir)
@@ -147,7 +147,7 @@ def test_supervised_settings():
 def test_visda_train_list_error_and_data_root_lists(tmp_path, capsys):
     cfg = load_config("visda-c/source/train.yaml", [f"data.root={tmp_path}"])
     with pytest.raises(DataError) as e:
-        build_provider(cfg).source_split("train")
+        build_format(cfg).source_split("train")
     msg = str(e.value)
     assert "not shipped" in msg and "sfda lists make --root" in msg and "--classes-from " in msg and "data_lists/visda-c/validation.txt`" in msg
     from sfda.commands.lists import _verify
@@ -158,11 +158,11 @@ def test_visda_train_list_error_and_data_root_lists(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(tmp_path / "train" / "car" / "a.png")
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "train.txt").write_text("train/car/a.png 3\n")
-    ds = build_provider(cfg).domain("train", train=False)
+    ds = build_format(cfg).domain("train", train=False)
     assert len(ds) == 1 and ds.labels.tolist() == [3]
 
 
-# -- supervised providers ------------------------------------------------------------------------------------
+# -- supervised dataset formats ----------------------------------------------------------------------------
 def _image_tree(root: Path, split: str, classes, n=2):
     for c in classes:
         (root / split / c).mkdir(parents=True, exist_ok=True)
@@ -173,35 +173,35 @@ def _image_tree(root: Path, split: str, classes, n=2):
 def test_emotion_lists_from_the_data_root(tmp_path):
     cfg = load_config("emotion/twitter1/resnet50.yaml", [f"data.root={tmp_path}"])
     with pytest.raises(DataError) as e:
-        build_provider(cfg).source_split("train")
+        build_format(cfg).source_split("train")
     assert "has no shipped split" in str(e.value) and f"{tmp_path}/lists/{{train,test}}.txt" in str(e.value)
     _image_tree(tmp_path, "train", ["negative", "positive"], 3)
     _image_tree(tmp_path, "test", ["negative", "positive"], 1)
     from sfda.commands.lists import _make
     _make(Namespace(root=str(tmp_path), domains=["train", "test"], out=None, case_sensitive=False, classes_from=None))
-    train, test = build_provider(cfg).source_split("train")
+    train, test = build_format(cfg).source_split("train")
     assert (len(train), len(test)) == (6, 2) and test.labels.tolist() == [0, 1]
     assert train[0][0].shape == (3, 224, 224)
 
 
-def test_imagefolder_provider(tmp_path):
+def test_imagefolder_format(tmp_path):
     classes = ["n01", "n02", "N03"]
     _image_tree(tmp_path, "train", classes, 2)
     _image_tree(tmp_path, "val", classes, 1)
     cfg = load_config("imagenet/resnet18.yaml", [f"data.root={tmp_path}", "data.num_classes=3"])
-    train, val = build_provider(cfg).source_split("train")
+    train, val = build_format(cfg).source_split("train")
     assert len(train) == 6 and val.labels.tolist() == [0, 1, 2]  # sorted case-sensitively: N03, n01, n02
     assert val.entries[0].path == "val/N03/0.jpg" and val[0][0].shape == (3, 224, 224)
     with pytest.raises(DataError, match="has 3 class folders but data.num_classes=1000"):
-        build_provider(load_config("imagenet/resnet18.yaml", [f"data.root={tmp_path}"])).source_split("train")
+        build_format(load_config("imagenet/resnet18.yaml", [f"data.root={tmp_path}"])).source_split("train")
     with pytest.raises(DataError, match="imagefolder expects .*/train/<class>/<image>"):
-        build_provider(load_config("imagenet/resnet18.yaml", [f"data.root={tmp_path / 'none'}"])).source_split("train")
+        build_format(load_config("imagenet/resnet18.yaml", [f"data.root={tmp_path / 'none'}"])).source_split("train")
     flat = tmp_path / "flat"
     _image_tree(flat, "train", classes, 1)
     (flat / "val").mkdir()
     Image.new("RGB", (8, 8)).save(flat / "val" / "ILSVRC2012_val_00000001.JPEG")
     with pytest.raises(DataError, match="not in class folders"):
-        build_provider(load_config("imagenet/resnet18.yaml", [f"data.root={flat}", "data.num_classes=3"])).source_split("train")
+        build_format(load_config("imagenet/resnet18.yaml", [f"data.root={flat}", "data.num_classes=3"])).source_split("train")
 
 
 def test_timm_backbone_needs_timm():
@@ -217,7 +217,8 @@ def test_timm_backbone_needs_timm():
 def test_densenet_imagenet_keys_are_remapped():
     """torchvision's DenseNet checkpoints use 'norm.1'-style keys and have no BatchNorm counters."""
     import torchvision
-    from sfda.models.backbones_extra import densenet_remap
+
+    from sfda.models.imagenet import densenet_remap
     from sfda.models.weights import load_into
     from sfda.registry import BACKBONES
 

@@ -1,4 +1,4 @@
-"""CIFAR models, the CIFAR / CIFAR-LT providers on small generated CIFAR files, and a one-epoch CIFAR-LT run."""
+"""CIFAR models, the CIFAR / CIFAR-LT dataset formats on small generated CIFAR files, and a one-epoch CIFAR-LT run."""
 import pickle
 import urllib.error
 
@@ -8,7 +8,7 @@ import torch
 
 from sfda.config import load_config
 from sfda.data.cifar import long_tail_counts, long_tail_indices
-from sfda.data.providers import build_provider
+from sfda.data.formats import build_format
 from sfda.engine.runner import run_stage
 from sfda.errors import ConfigError, DataError
 from sfda.models.network import build_model
@@ -71,8 +71,24 @@ def test_cifar_models_shapes_and_sizes(name, params_m, dim):
 
 
 def test_cifar_resnet_depth_is_checked():
-    with pytest.raises(ConfigError, match="6n\\+2"):
+    with pytest.raises(ConfigError, match="'model.params.depth' must be 6n\\+2"):
         BACKBONES.get("cifar_resnet")(depth=33)
+    # in a config: stopped when it loads, naming the key, the value and the backbone
+    with pytest.raises(ConfigError, match=r"^command line: 'model.params.depth' must be 6n\+2 .*got 33 \(backbone 'cifar_resnet110'\)$"):
+        load_config("cifar/cifar10/resnet110.yaml", ["model.params.depth=33"])
+    with pytest.raises(ConfigError, match=r"'model.params.shortcut' must be one of A, B, got 'C'"):
+        load_config("cifar/cifar10/resnet110.yaml", ["model.params.shortcut=C"])
+    with pytest.raises(ConfigError, match=r"'model.params.depth' must be 9n\+2 .*got 30"):
+        load_config("cifar/cifar10/resnext29.yaml", ["model.params.depth=30"])
+    assert load_config("cifar/cifar10/resnet110.yaml").model.params == {"depth": 110, "shortcut": "A"}
+
+
+def test_cifar_backbones_build_from_their_typed_params():
+    net = BACKBONES.get("cifar_resnet")(depth=20, shortcut="b")  # Literal values match case-insensitively
+    assert len(net.layer1) == 3 and isinstance(net.layer2[0].shortcut, torch.nn.Sequential)
+    assert len(BACKBONES.get("cifar_resnet110")().layer1) == 18 and len(BACKBONES.get("cifar_resnet32")().layer1) == 5
+    vgg = build_model(load_config("cifar/cifar10/vgg19.yaml", ["model.params.batch_norm=false"])).netF
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in vgg.modules())
 
 
 # -- long-tail builder ------------------------------------------------------------------------------------
@@ -99,25 +115,25 @@ def test_long_tail_indices_are_seeded_per_class_subsets():
     assert np.bincount(labels[a], minlength=10).tolist() == long_tail_counts(50, 10, 10.0)
     assert np.array_equal(a, long_tail_indices(labels, 10, 10.0, seed=0))
     assert not np.array_equal(a, long_tail_indices(labels, 10, 10.0, seed=1))
-    with pytest.raises(ConfigError, match="imbalance must be >= 1"):
+    with pytest.raises(ValueError, match="imbalance factor must be >= 1"):
         long_tail_counts(50, 10, 0.5)
 
 
-# -- providers --------------------------------------------------------------------------------------------
-def test_cifar_provider_reads_torchvision_layout(cifar_root):
+# -- dataset formats --------------------------------------------------------------------------------------
+def test_cifar_format_reads_torchvision_layout(cifar_root):
     cfg = load_config("cifar/cifar10/alexnet.yaml", [f"data.root={cifar_root}", "data.params.download=false"])
-    train, test = build_provider(cfg).source_split("train")
+    train, test = build_format(cfg).source_split("train")
     assert len(train) == 10 * PER_CLASS_TRAIN and len(test) == 10 * PER_CLASS_TEST
     assert train.labels.dtype == torch.long and torch.bincount(train.labels).tolist() == [PER_CLASS_TRAIN] * 10
     x, y, i = test[3]
     assert x.shape == (3, 32, 32) and y == int(test.labels[3]) and i == 3
     cfg = load_config("cifar/cifar100/vgg19.yaml", [f"data.root={cifar_root}"])
-    assert len(build_provider(cfg).domain("test", False)) == 200
+    assert len(build_format(cfg).domain("test", False)) == 200
 
 
-def test_cifar_lt_provider_imbalances_only_the_training_set(cifar_root):
+def test_cifar_lt_format_imbalances_only_the_training_set(cifar_root):
     cfg = load_config("cifar-lt/cifar10/imb10.yaml", [f"data.root={cifar_root}"])
-    train, test = build_provider(cfg).source_split("train")
+    train, test = build_format(cfg).source_split("train")
     assert torch.bincount(train.labels, minlength=10).tolist() == long_tail_counts(PER_CLASS_TRAIN, 10, 10)
     assert torch.bincount(test.labels).tolist() == [PER_CLASS_TEST] * 10
 
@@ -125,7 +141,7 @@ def test_cifar_lt_provider_imbalances_only_the_training_set(cifar_root):
 def test_missing_cifar_offline_names_the_archive(tmp_path):
     cfg = load_config("cifar-lt/cifar100/imb100.yaml", [f"data.root={tmp_path}", "data.params.download=false"])
     with pytest.raises(DataError, match=r"cifar-100-python.tar.gz and extract it into"):
-        build_provider(cfg).source_split("train")
+        build_format(cfg).source_split("train")
 
 
 def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
@@ -137,20 +153,28 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "CIFAR10", offline)
     cfg = load_config("cifar/cifar10/resnet110.yaml", [f"data.root={tmp_path}"])
     with pytest.raises(DataError) as e:
-        build_provider(cfg).source_split("train")
+        build_format(cfg).source_split("train")
     msg = str(e.value)
     assert "could not download cifar10 (URLError" in msg and "cifar-10-python.tar.gz" in msg and "\n" not in msg
 
 
-def test_provider_params_and_class_count_are_checked(cifar_root):
+def test_format_params_and_class_count_are_checked(cifar_root):
     with pytest.raises(ConfigError, match="unknown key 'data.params.imbalanse'.*did you mean 'data.params.imbalance'"):
-        build_provider(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalanse=5"]))
+        build_format(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalanse=5"]))
     with pytest.raises(ConfigError, match="'data.params.imbalance' must be"):
-        build_provider(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalance=high"]))
+        build_format(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalance=high"]))
+    with pytest.raises(ConfigError, match=r"'data.params.imbalance' must be in \[1, inf\], got 0.5 \(dataset format 'cifar_lt'\)"):
+        load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalance=0.5"])
+    with pytest.raises(ConfigError, match=r"'data.params.dataset' must be one of cifar10, cifar100, got 'cifar20'"):
+        load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.dataset=cifar20"])
+    with pytest.raises(ConfigError, match=r"unknown key 'data.params.imbalance'"):
+        load_config("cifar/cifar10/alexnet.yaml", ["data.params.imbalance=10"])
+    lt = load_config("cifar-lt/cifar100/imb50.yaml").data.params
+    assert lt == {"dataset": "cifar100", "imbalance": 50.0, "subset_seed": 0, "download": True}
     with pytest.raises(ConfigError, match="set data.num_classes=100"):
-        build_provider(load_config("cifar/cifar100/alexnet.yaml", ["data.num_classes=10"]))
+        build_format(load_config("cifar/cifar100/alexnet.yaml", ["data.num_classes=10"]))
     with pytest.raises(DataError, match="splits 'train' and 'test'"):
-        build_provider(load_config("cifar/cifar10/alexnet.yaml", [f"data.root={cifar_root}"])).domain("val", False)
+        build_format(load_config("cifar/cifar10/alexnet.yaml", [f"data.root={cifar_root}"])).domain("val", False)
 
 
 # -- one epoch of a shipped CIFAR-LT config -----------------------------------------------------------------

@@ -1,6 +1,6 @@
+import re
 import subprocess
 import sys
-
 
 from sfda.cli import main
 
@@ -11,6 +11,31 @@ def test_list_shows_registries_and_configs(capsys):
     for word in ("backbones", "resnet50", "methods", "shot", "losses", "label_smoothing", "weighters", "samplers",
                  "configs", "office-home/shot"):
         assert word in out
+
+
+def test_list_shows_each_components_parameters_with_types_and_defaults(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "backbones (" in out and "; parameters in model.params):" in out and "; parameters in data.params):" in out
+    lines = out.splitlines()
+    lenet = lines.index(next(ln for ln in lines if ln.startswith("  lenet ")))
+    assert lines[lenet + 1].strip() == "in_channels: int = 1, hidden: int = 0"
+    assert "depth: int = 110, shortcut: A|B = 'A'" in out  # cifar_resnet110's own default depth
+    assert "dataset: cifar10|cifar100 = 'cifar10', imbalance: float = 100.0, subset_seed: int = 0," in out
+    assert "download: bool = true" in out
+    assert "name: str = '', kwargs: mapping = {}" in out  # timm
+    assert "cls_par: float = 0.3" in out  # a method's (SHOT's) parameters
+    assert all(len(ln) <= 120 for ln in lines if ln.startswith(" " * 25))  # wrapped parameter lines
+
+
+def test_list_verbose_has_a_line_per_parameter(capsys):
+    assert main(["list", "-v"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    depth = [ln for ln in lines if re.fullmatch(r"\s+depth\s+int\s+32\s+layers: 6n\+2 .*; in \[8, inf\]", ln)]
+    assert depth  # name, type, default, help and range
+    assert any(re.fullmatch(r"\s+imbalance\s+float\s+100\.0\s+n_max / n_min.*; in \[1, inf\]", ln) for ln in lines)
+    assert any(re.fullmatch(r"\s+shortcut\s+A\|B\s+'A'\s+A: zero-padding.*", ln) for ln in lines)
+    assert any(re.fullmatch(r"\s+name\s+str\s+''\s+timm model name \(required\).*", ln) for ln in lines)
 
 
 def test_user_errors_are_one_line_without_traceback(tmp_path):

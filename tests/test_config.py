@@ -3,7 +3,9 @@ import textwrap
 import pytest
 
 from sfda.config import config_from_dict, load_config, parse_overrides
+from sfda.data.formats import build_format
 from sfda.errors import ConfigError
+from sfda.models.network import build_model
 
 
 def write(p, text):
@@ -114,3 +116,42 @@ def test_every_shipped_config_resolves():
     for n in names:
         cfg = load_config(n)
         assert cfg.data.num_classes > 0, n
+
+
+def test_backbone_params_are_typed_checked_at_load_and_reach_the_factory(tmp_path):
+    cfg = config_from_dict({"data": {"num_classes": 3}, "model": {"backbone": "lenet", "pretrained": False,
+                                                                  "params": {"hidden": 500}}})
+    assert cfg.model.params == {"in_channels": 1, "hidden": 500}  # defaults filled in
+    net = build_model(cfg).netF
+    assert net.out_features == 500 and net.conv_params[0].in_channels == 1
+    write(tmp_path / "m.yaml", """
+        model:
+          backbone: lenet
+          params:
+            hidden: -5
+    """)
+    with pytest.raises(ConfigError, match=r"^.*m\.yaml:5: 'model\.params\.hidden' must be in \[0, inf\], got -5 \(backbone 'lenet'\)$"):
+        load_config(tmp_path / "m.yaml")
+    with pytest.raises(ConfigError, match=r"'model\.params\.in_channels' must be an integer, got 'rgb'"):
+        config_from_dict({"model": {"backbone": "small_cnn"}}, ["model.params.in_channels=rgb"])
+    with pytest.raises(ConfigError, match=r"unknown key 'model\.params\.hiden' \(did you mean 'model\.params\.hidden'\?\)"):
+        config_from_dict({"model": {"backbone": "lenet"}}, ["model.params.hiden=5"])
+    with pytest.raises(ConfigError, match=r"command line: unknown key 'model\.params\.hidden': backbone 'resnet50' takes no parameters"):
+        config_from_dict({}, ["model.params.hidden=5"])
+    # timm: the model name is required; checked when the config loads, with or without timm installed
+    with pytest.raises(ConfigError, match=r"'model\.params\.name' must name a timm model.*\(backbone 'timm'\)"):
+        config_from_dict({"model": {"backbone": "timm"}})
+    swin = load_config("imagenet/swin_t.yaml", ["model.params.kwargs={drop_path_rate: 0.1}"]).model.params
+    assert swin == {"name": "swin_tiny_patch4_window7_224", "kwargs": {"drop_path_rate": 0.1}}
+
+
+def test_dataset_format_params_are_typed_checked_at_load_and_reach_the_format(tmp_path):
+    cfg = load_config("emotion/twitter1/resnet50.yaml", [f"data.root={tmp_path}"])
+    assert cfg.data.format == "holdout_lists" and cfg.data.params == {"eval_split": "test"}
+    assert build_format(cfg).hparams.eval_split == "test"
+    cfg = load_config("imagenet/resnet18.yaml", ["data.params.eval_split=val2"])
+    assert build_format(cfg).hparams.eval_split == "val2" and cfg.data.params.train_split == "train"
+    with pytest.raises(ConfigError, match=r"'data\.params\.download' must be true or false, got 'yes'.*\(dataset format 'cifar10'\)"):
+        load_config("cifar/cifar10/alexnet.yaml", ["data.params.download='yes'"])
+    with pytest.raises(ConfigError, match=r"unknown key 'data\.params\.imbalance': dataset format 'list' takes no parameters"):
+        config_from_dict({}, ["data.params.imbalance=3"])

@@ -4,11 +4,9 @@ from PIL import Image
 
 from sfda.config import config_from_dict
 from sfda.data.dataset import ImageList
+from sfda.data.formats import build_format, split_indices
 from sfda.data.lists import read_list
-from sfda.data.providers import build_provider, split_indices
 from sfda.errors import DataError
-
-from helpers import tiny_config_dict
 
 
 def _setup(tmp_path, n=4):
@@ -70,17 +68,16 @@ def test_source_split_is_seeded_90_10():
     assert sorted(tr + va) == list(range(2427))
 
 
-def test_provider_split_and_missing_root(two_domains, tmp_path, monkeypatch):
-    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path))
-    prov = build_provider(cfg)
-    tr, va = prov.source_split("source")
+def test_list_format_split_and_missing_root(two_domains, tiny_config, tmp_path, monkeypatch):
+    cfg = config_from_dict(tiny_config(two_domains, tmp_path))
+    tr, va = build_format(cfg).source_split("source")
     assert len(tr) + len(va) == 160 and len(va) == 16
     x, y, i = tr[0]
     assert x.shape == (3, 16, 16)
-    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path, **{"data.root": None}))
+    cfg = config_from_dict(tiny_config(two_domains, tmp_path, **{"data.root": None}))
     monkeypatch.delenv("SFDA_DATA", raising=False)
     with pytest.raises(DataError, match="SFDA_DATA"):
-        build_provider(cfg).domain("source", train=False)
+        build_format(cfg).domain("source", train=False)
     monkeypatch.setenv("SFDA_DATA", str(two_domains.parent))
-    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path, **{"data.root": None, "data.dataset_dir": two_domains.name}))
-    assert len(build_provider(cfg).domain("target", train=False)) == 160
+    cfg = config_from_dict(tiny_config(two_domains, tmp_path, **{"data.root": None, "data.dataset_dir": two_domains.name}))
+    assert len(build_format(cfg).domain("target", train=False)) == 160

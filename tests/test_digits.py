@@ -1,4 +1,4 @@
-"""The offline digits builder, its digits.png fallback chain, the torchvision digit provider and the demo."""
+"""The offline digits builder, its digits.png fallback chain, the torchvision digits format and the demo."""
 import io
 import struct
 import tarfile
@@ -102,9 +102,9 @@ def _idx(path, arr, magic):
         f.write(arr.astype(np.uint8).tobytes())
 
 
-def test_torchvision_digits_provider_on_a_fake_mnist(tmp_path):
+def test_torchvision_digits_format_on_a_fake_mnist(tmp_path):
     from sfda.config import config_from_dict
-    from sfda.data.providers import build_provider
+    from sfda.data.formats import build_format
 
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -114,15 +114,55 @@ def test_torchvision_digits_provider_on_a_fake_mnist(tmp_path):
         _idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10, 2049)
     cfg = config_from_dict({"data": {"format": "torchvision_digits", "root": str(tmp_path), "num_classes": 10,
                                      "transform": "digits", "params": {"download": False}}})
-    prov = build_provider(cfg)
-    tr, te = prov.source_split("mnist")
+    digits_format = build_format(cfg)
+    tr, te = digits_format.source_split("mnist")
     assert (len(tr), len(te)) == (12, 6)
     x, y, i = te[3]
     assert x.shape == (1, 28, 28) and y == 3 and i == 3 and te.labels[:4].tolist() == [0, 1, 2, 3]
     with pytest.raises(DataError, match=r"could not load USPS \(test\).*download=True"):
-        prov.domain("usps", train=False)
+        digits_format.domain("usps", train=False)
     with pytest.raises(DataError, match="unknown digit domain 'kmnist'"):
-        prov.domain("kmnist", train=False)
+        digits_format.domain("kmnist", train=False)
+
+
+def test_digits_offline_prints_a_hint_that_finds_the_folder(tmp_path, monkeypatch, capsys):
+    """`sfda data digits-offline --out DIR` prints settings that make the digits configs read DIR."""
+    import re
+
+    from sfda.cli import main
+    from sfda.config import load_config
+    from sfda.data.formats import data_root
+
+    def built(folder):
+        folder.mkdir(parents=True)
+        (folder / "READY").write_text("sfda digits-offline\n")  # built already: the command only prints the hint
+        return folder
+
+    def hint(out=None):
+        assert main(["data", "digits-offline"] + (["--out", str(out)] if out else [])) == 0
+        return capsys.readouterr().out
+
+    monkeypatch.delenv("SFDA_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    mine = built(tmp_path / "elsewhere" / "my-digits")
+    text = hint(mine)
+    assert f"data.root={mine}" in text and f"`sfda demo --data {mine}`" in text
+    assert "SFDA_DATA" not in text  # the configs read $SFDA_DATA/digits-offline: no SFDA_DATA value reaches my-digits
+    root = re.search(r"data\.root=([^`\s]+)`", text).group(1)
+    assert data_root(load_config("digits/shot/mnist5k_uci", [f"data.root={root}"])) == mine
+
+    named = built(tmp_path / "store" / "digits-offline")
+    text = hint(named)
+    parent = re.search(r"export SFDA_DATA=([^`\s]+)`", text).group(1)
+    assert parent == str(named.parent) and f"data.root={named}" in text
+    monkeypatch.setenv("SFDA_DATA", parent)
+    assert data_root(load_config("digits/shot/mnist5k_uci")) == named
+    assert "the digits configs find it there ($SFDA_DATA)" in hint()  # the default folder: no setting needed
+
+    monkeypatch.delenv("SFDA_DATA")
+    built(tmp_path / "data" / "digits-offline")
+    assert "the digits configs find it there (./data" in hint()
+    assert data_root(load_config("digits/shot/mnist5k_uci")).resolve() == tmp_path / "data" / "digits-offline"
 
 
 def test_demo_end_to_end(tmp_path, capsys):

@@ -130,8 +130,8 @@ def test_compressed_lists_are_found_by_their_plain_name(tmp_path):
 
 def test_shipped_compressed_lists_have_the_official_counts():
     from sfda.data.lists import read_list
-    from sfda.paths import PROJECT_ROOT
     from sfda.data.verify import KNOWN_COUNTS
+    from sfda.paths import PROJECT_ROOT
     for domain, n in KNOWN_COUNTS["domainnet-126"].items():   # what `sfda lists verify` checks a copy against
         entries = read_list(PROJECT_ROOT / "data_lists" / "domainnet-126" / f"{domain}.txt", 126)
         assert len(entries) == n, domain

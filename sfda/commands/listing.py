@@ -1,15 +1,57 @@
-"""sfda list: registered components and shipped configs."""
+"""sfda list: registered components with their parameters (types and defaults), and shipped configs."""
 from __future__ import annotations
 
 import inspect
+from dataclasses import MISSING
+from typing import Any, List
 
+from ..params import describe
 from ..paths import CONFIGS_DIR
-from ..registry import BACKBONES, DATASETS, LOSSES, METHODS, SAMPLERS, TRANSFORMS, WEIGHTERS
+from ..registry import BACKBONES, FORMATS, LOSSES, METHODS, SAMPLERS, TRANSFORMS, WEIGHTERS
+
+NAME_WIDTH = 22
+LINE_WIDTH = 120
+SECTIONS = {"backbone": "model.params", "dataset format": "data.params"}  # where a component's parameters go
 
 
-def _summary(obj) -> str:
+def _summary(obj: Any) -> str:
     doc = inspect.getdoc(obj) or ""
     return doc.splitlines()[0] if doc else ""
+
+
+def _default(value: Any) -> str:
+    if value is MISSING:
+        return "required"
+    if isinstance(value, dict) and set(value) == {"name"}:  # a nested component section
+        return str(value["name"])
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def parameter_lines(obj: Any, verbose: bool) -> List[str]:
+    """The parameters of a registered component: one line ``name: type = default, ...`` or, verbose, one line
+    per parameter (name, type, default, help and range)."""
+    params = describe(obj)
+    indent = " " * (NAME_WIDTH + 3)
+    if not params:
+        return []
+    if not verbose:
+        items = [f"{name}: {tname} = {_default(default)}" for name, tname, default, _ in params]
+        lines = [indent + items[0]]
+        for item in items[1:]:
+            if len(lines[-1]) + len(", ") + len(item) + len(",") > LINE_WIDTH:  # room for a trailing comma
+                lines[-1] += ","
+                lines.append(indent + item)
+            else:
+                lines[-1] += ", " + item
+        return lines
+    width = max(len(p[0]) for p in params)
+    twidth = max(len(p[1]) for p in params)
+    return [f"{indent}{name:<{width}}  {tname:<{twidth}}  {_default(default):<8}  {notes}".rstrip()
+            for name, tname, default, notes in params]
 
 
 FRAGMENT_DIRS = ("compare", "variants")  # folders of partial configs, merged on top of a task config with a second -c
@@ -33,13 +75,16 @@ def config_fragments():
 
 
 def run(a) -> int:
-    for reg in (BACKBONES, METHODS, LOSSES, WEIGHTERS, SAMPLERS, DATASETS, TRANSFORMS):
+    for reg in (BACKBONES, METHODS, LOSSES, WEIGHTERS, SAMPLERS, FORMATS, TRANSFORMS):
         items = reg.canonical()
-        print(f"{reg.plural} ({len(items)}):")
+        where = f"; parameters in {SECTIONS[reg.kind]}" if reg.kind in SECTIONS else ""
+        print(f"{reg.plural} ({len(items)}{where}):")
         for name, obj in items.items():
-            defaults = getattr(obj, "defaults", None)
-            keys = f"  [{', '.join(k for k in defaults)}]" if defaults and a.verbose else ""
-            print(f"  {name:<22} {_summary(obj)}{keys}")
+            print(f"  {name:<{NAME_WIDTH}} {_summary(obj)}")
+            for line in parameter_lines(obj, a.verbose):
+                print(line)
+        if reg is TRANSFORMS:
+            print("  (transforms take their sizes from data.resize_size and data.crop_size)")
         print()
     cfgs = shipped_configs()
     print(f"configs ({len(cfgs)}, in {CONFIGS_DIR}):")
@@ -62,6 +107,8 @@ def _print_grouped(names):
 
 
 def register(sub):
-    p = sub.add_parser("list", help="List registered backbones, methods, losses, weighters, samplers and shipped configs.")
-    p.add_argument("-v", "--verbose", action="store_true", help="also show each component's config keys")
+    p = sub.add_parser("list", help="List registered components (backbones, methods, losses, weighters, samplers, "
+                                    "dataset formats, transforms) with their parameters, and the shipped configs.")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="one line per parameter: name, type, default, help and allowed range")
     p.set_defaults(func=run)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import load_config
-from ..data.lists import list_name, make_domain_list, read_list, classes_from_list, write_list
-from ..data.providers import build_provider
+from ..data.formats import build_format
+from ..data.lists import classes_from_list, list_name, make_domain_list, read_list, write_list
 from ..data.verify import KNOWN_COUNTS, missing_list_hint, verify_domain
 from ..errors import DataError
 
@@ -29,20 +29,20 @@ def _make(a) -> int:
 
 def _verify(a) -> int:
     cfg = load_config(a.config, [f"data.root={a.root}"] if a.root else [])
-    prov = build_provider(cfg)
+    data_format = build_format(cfg)
     domains = a.domains or list(cfg.data.domains) or [d for d in (cfg.data.source, cfg.data.target) if d]
-    if not hasattr(prov, "list_file"):
+    if not hasattr(data_format, "list_file"):
         raise DataError(f"data.format '{cfg.data.format}' does not read data lists; `sfda lists verify` checks list-based configs")
     known = KNOWN_COUNTS.get(cfg.benchmark, {})
     all_ok = True
     for d in domains:
-        f = prov.list_file(d)
+        f = data_format.list_file(d)
         if not f.exists():
-            hint = missing_list_hint(cfg.benchmark, d, str(prov.root))
+            hint = missing_list_hint(cfg.benchmark, d, str(data_format.root))
             print(f"{f}: list not found" + (f"\n  hint: {hint}" if hint else "") + "\n  PROBLEMS FOUND")
             all_ok = False
             continue
-        rep = verify_domain(prov.root, f, prov.num_classes, known.get(d), deep=a.deep)
+        rep = verify_domain(data_format.root, f, data_format.num_classes, known.get(d), deep=a.deep)
         print(rep.render())
         all_ok &= rep.ok
     print("all domains OK" if all_ok else "problems found (see above)")

@@ -11,7 +11,6 @@ def _add(sub, name, help_):
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. optim.lr=0.005 seed=2021")
     p.add_argument("--force", action="store_true", help="run again even if the run already finished")
     p.add_argument("--restart", action="store_true", help="ignore a saved resume state and start from epoch 0")
-    p.add_argument("--resume", action="store_true", help="resume an interrupted run (the default behaviour)")
     return p
 
 

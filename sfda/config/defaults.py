@@ -1,5 +1,6 @@
 """The full config schema with its defaults. Every key a config may set is here or in a registered
-component's ``defaults`` (method, weighting, sampler, losses)."""
+component's ``Params`` (method, weighting, sampler, losses; backbone: ``model.params``; dataset format:
+``data.params``)."""
 from ..registry import METHODS, SAMPLERS, WEIGHTERS
 from .node import Component
 
@@ -13,7 +14,7 @@ DEFAULTS = {
     "output_root": "runs",
     "device": "auto",      # auto | cpu | cuda | cuda:N
     "data": {
-        "format": "list",        # registered dataset provider; "list" reads SHOT-format lists
+        "format": "list",        # registered dataset format; "list" reads SHOT-format lists
         "root": None,            # image root; default $SFDA_DATA/<data.dataset_dir>
         "dataset_dir": "",       # folder of this benchmark under $SFDA_DATA
         "lists_dir": "",         # folder with <domain>.txt lists (absolute, or relative to cwd or the project)
@@ -30,7 +31,7 @@ DEFAULTS = {
         "val_fraction": 0.1,     # source train/validation split (SHOT: 90/10, seeded)
         "skip_bad_images": False,  # drop missing/unreadable images (counted and logged) instead of stopping
         "cache_images": False,   # decode each image once (after the deterministic resize) and keep it in memory
-        "params": {},            # provider-specific options (e.g. imbalance factor for CIFAR-LT)
+        "params": {},            # the dataset format's parameters (e.g. imbalance for cifar_lt; `sfda list -v`)
     },
     "model": {
         "backbone": "resnet50",
@@ -40,7 +41,7 @@ DEFAULTS = {
         "bottleneck": "bn",      # bn | plain
         "bottleneck_dropout": 0.0,
         "classifier": "wn",      # wn (weight-normalised, SHOT) | linear
-        "params": {},            # extra keyword arguments for the backbone factory
+        "params": {},            # the backbone's parameters (e.g. hidden for lenet; `sfda list -v`)
     },
     "optim": {
         "optimizer": "sgd",      # sgd | adamw

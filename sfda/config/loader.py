@@ -16,9 +16,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import yaml
 
 from ..errors import ConfigError
-from ..paths import CONFIGS_DIR
 from ..params import NoParams, ParamError, check_value, default_of, fields_of, params_class
-from ..registry import BACKBONES, DATASETS, suggest
+from ..paths import CONFIGS_DIR
+from ..registry import BACKBONES, FORMATS, suggest
 from .defaults import DEFAULTS, RELATIVE_TO_FILE
 from .node import Cfg, Component
 
@@ -252,13 +252,16 @@ def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: s
 def _check_open_sections(cfg: Cfg, where: Where, src: str) -> None:
     """``model.params`` and ``data.params`` belong to the chosen backbone and dataset format: check them
     against that component's parameters (and fill their defaults)."""
-    for section, reg_key, registry in (("model", "backbone", BACKBONES), ("data", "format", DATASETS)):
+    for section, reg_key, registry in (("model", "backbone", BACKBONES), ("data", "format", FORMATS)):
         sec = cfg[section]
         path = (section, "params")
         cls = registry.get(sec[reg_key], key=f"{where.get((section, reg_key), src)}: '{section}.{reg_key}'")
-        if params_class(cls) is NoParams and not hasattr(cls, "Params"):  # TRANSITION: undeclared yet
-            continue
-        sec["params"] = _resolve_params(dict(sec.get("params") or {}), params_class(cls), path, where, src,
+        given = dict(sec.get("params") or {})
+        if given and params_class(cls) is NoParams:
+            key = next(iter(given))
+            raise ConfigError(f"{where.get(path + (key,), where.get(path, src))}: unknown key '{section}.params.{key}': "
+                              f"{registry.kind} '{sec[reg_key]}' takes no parameters")
+        sec["params"] = _resolve_params(given, params_class(cls), path, where, src,
                                         f" ({registry.kind} '{sec[reg_key]}')")
 
 

@@ -1,3 +1,4 @@
+"""Config values (:class:`Cfg`, a dict with attribute access) and the schema marker for component sections."""
 from __future__ import annotations
 
 import copy
@@ -25,29 +26,21 @@ class Cfg(dict):
     def __deepcopy__(self, memo):
         return Cfg({k: copy.deepcopy(v, memo) for k, v in self.items()})
 
-    def get_path(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
     def to_dict(self) -> dict:
         return {k: (v.to_dict() if isinstance(v, Cfg) else copy.deepcopy(v)) for k, v in self.items()}
 
 
 class Component:
-    """Schema marker: a section ``{name: ..., <params>}`` whose params come from a registered class.
+    """Schema marker: a section ``{name: ..., <params>}`` whose params come from a registered component.
 
-    ``Component(LOSSES, "ce")`` in a schema means: the user gives a dict with ``name`` (a key of the LOSSES
-    registry; "ce" if omitted) and any of that class's ``defaults`` keys. A bare string is read as the name.
+    ``Component(METHODS, "shot")`` in the schema means: the user gives a mapping with ``name`` (a key of the
+    METHODS registry; "shot" if omitted) and any of that component's parameters (its ``Params`` dataclass).
+    A bare string is read as the name.
     """
 
-    def __init__(self, registry, default_name: str, **params: Any):
+    def __init__(self, registry: Any, default_name: str):
         self.registry = registry
         self.default_name = default_name
-        self.params = params
 
     def __repr__(self) -> str:
         return f"Component({self.registry.kind}, {self.default_name!r})"

@@ -17,8 +17,9 @@ stays balanced.
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,9 +27,12 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
-from ..registry import DATASETS
-from .providers import LazyRoot, check_params
+from ..params import Params, param
+from ..registry import FORMATS
+from .formats import DatasetFormat
 from .transforms import build_transform
+
+DOWNLOAD_HELP = "download through torchvision when the files are missing (false: never use the network)"
 
 CIFAR = {
     "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],
@@ -99,7 +103,7 @@ def load_cifar(root: Path, name: str, split: str, download: bool = True) -> Tupl
 def long_tail_counts(n_max: int, num_classes: int, imbalance: float) -> List[int]:
     """Images per class of CIFAR-LT: n_i = int(n_max * imbalance^(-i / (K - 1)))."""
     if imbalance < 1:
-        raise ConfigError(f"data.params.imbalance must be >= 1 (n_max / n_min, e.g. 100), got {imbalance}")
+        raise ValueError(f"the imbalance factor must be >= 1 (n_max / n_min, e.g. 100), got {imbalance}")
     return [int(n_max * (1.0 / imbalance) ** (i / (num_classes - 1.0))) for i in range(num_classes)]
 
 
@@ -138,15 +142,17 @@ class ArrayImages(Dataset):
         return self.transform(img), int(self.labels[i]), i
 
 
-class _CifarBase(LazyRoot):
-    """Shared provider code: splits 'train' / 'test', the test split as the evaluation set."""
+class _CifarBase(DatasetFormat):
+    """Shared code of the CIFAR formats: splits 'train' / 'test', the test split as the evaluation set."""
 
     fmt = ""
-    param_defaults: dict = {"download": True}
 
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.params = check_params(cfg, self.fmt, self.param_defaults)
+    @dataclass
+    class Params(Params):
+        download: bool = param(True, help=DOWNLOAD_HELP)
+
+    def __init__(self, cfg: Any, hparams: Optional[Params] = None):
+        super().__init__(cfg, hparams)
         self.dataset = self._dataset_name()
         self.num_classes = CIFAR[self.dataset]["classes"]
         if int(cfg.data.num_classes) != self.num_classes:
@@ -158,7 +164,7 @@ class _CifarBase(LazyRoot):
         return self.fmt
 
     def _arrays(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
-        return load_cifar(self.root, self.dataset, split, bool(self.params["download"]))
+        return load_cifar(self.root, self.dataset, split, self.hparams.download)
 
     def _split(self, name: str) -> Tuple[np.ndarray, np.ndarray]:
         if name not in SPLITS:
@@ -175,37 +181,39 @@ class _CifarBase(LazyRoot):
         return self.domain("train", True), self.domain("test", False)
 
 
-@DATASETS.register("cifar10")
-class Cifar10Provider(_CifarBase):
+@FORMATS.register("cifar10")
+class Cifar10Format(_CifarBase):
     """CIFAR-10 (torchvision download; splits train / test, evaluated on test)."""
 
     fmt = "cifar10"
 
 
-@DATASETS.register("cifar100")
-class Cifar100Provider(_CifarBase):
+@FORMATS.register("cifar100")
+class Cifar100Format(_CifarBase):
     """CIFAR-100 (torchvision download; splits train / test, evaluated on test)."""
 
     fmt = "cifar100"
 
 
-@DATASETS.register("cifar_lt")
-class CifarLTProvider(_CifarBase):
+@FORMATS.register("cifar_lt")
+class CifarLTFormat(_CifarBase):
     """CIFAR-LT-10/100: exponentially imbalanced training set (data.params.imbalance), balanced test set."""
 
     fmt = "cifar_lt"
-    param_defaults = {"dataset": "cifar10", "imbalance": 100.0, "subset_seed": 0, "download": True}
+
+    @dataclass
+    class Params(Params):
+        dataset: Literal["cifar10", "cifar100"] = param("cifar10", help="the full set the long tail is cut from")
+        imbalance: float = param(100.0, low=1.0, help="n_max / n_min: images of the largest over the smallest class")
+        subset_seed: int = param(0, low=0, help="seed of the per-class shuffle choosing the kept images")
+        download: bool = param(True, help=DOWNLOAD_HELP)
 
     def _dataset_name(self) -> str:
-        name = str(self.params["dataset"])
-        if name not in CIFAR:
-            raise ConfigError(f"data.params.dataset must be 'cifar10' or 'cifar100', got '{name}'")
-        long_tail_counts(1, 2, float(self.params["imbalance"]))  # validates the factor early
-        return name
+        return self.hparams.dataset
 
     def _split(self, name: str):
         x, y = super()._split(name)
         if name == "train":
-            keep = long_tail_indices(y, self.num_classes, float(self.params["imbalance"]), int(self.params["subset_seed"]))
+            keep = long_tail_indices(y, self.num_classes, self.hparams.imbalance, self.hparams.subset_seed)
             return x[keep], y[keep]
         return x, y

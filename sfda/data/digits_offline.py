@@ -37,6 +37,7 @@ DIGITS_PNG_URL = "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/da
 DEBIAN_PATHS = ("/usr/share/doc/opencv-doc/examples/data/digits.png",
                 "/usr/share/doc/opencv-doc/examples/data/digits.png.gz")
 DOMAINS = ("mnist5k", "uci")
+FOLDER = "digits-offline"  # the configs' data.dataset_dir: the benchmark is read from $SFDA_DATA/digits-offline
 CELL, ROWS, COLS = 20, 50, 100
 
 
@@ -152,7 +153,7 @@ def _write_domain(out: Path, name: str, images: torch.Tensor, labels: torch.Tens
     order = sorted(range(len(labels)), key=lambda i: (int(labels[i]), i))
     entries = []
     arr = (images.numpy() * 255.0 + 0.5).astype(np.uint8)
-    for rank, i in enumerate(order):
+    for i in order:
         rel = f"{name}/{int(labels[i])}/{i:05d}.png"
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -186,4 +187,4 @@ def is_built(root: os.PathLike) -> bool:
 
 def default_root() -> Path:
     env = os.environ.get("SFDA_DATA")
-    return (Path(env) if env else Path("data")) / "digits-offline"
+    return (Path(env) if env else Path("data")) / FOLDER

@@ -10,26 +10,29 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import Any, List, Optional
 
 from ..errors import ConfigError, DataError
+from ..params import Params, param
 from ..paths import resolve_path
-from ..registry import DATASETS
+from ..registry import FORMATS
 from .dataset import ImageList
+from .formats import ListFormat
 from .lists import IMAGE_EXTENSIONS, Entry, read_list
-from .providers import ListProvider, check_params
 
 
-@DATASETS.register("holdout_lists")
-class HoldoutListProvider(ListProvider):
+@FORMATS.register("holdout_lists")
+class HoldoutListsFormat(ListFormat):
     """Train and test lists of one dataset (<lists_dir or data root/lists>/<split>.txt); evaluated on the test list."""
 
-    param_defaults = {"eval_split": "test"}
+    @dataclass
+    class Params(Params):
+        eval_split: str = param("test", help="name of the evaluation list (<split>.txt)")
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.params = check_params(cfg, "holdout_lists", self.param_defaults)
+    def __init__(self, cfg: Any, hparams: Optional[Params] = None):
+        super().__init__(cfg, hparams)
         self._own_lists = bool(cfg.data.lists_dir)
 
     def list_file(self, name: str) -> Path:
@@ -49,7 +52,7 @@ class HoldoutListProvider(ListProvider):
         return read_list(f, self.num_classes)
 
     def source_split(self, name: str):
-        return self.domain(name, True), self.domain(self.params["eval_split"], False)
+        return self.domain(name, True), self.domain(self.hparams.eval_split, False)
 
 
 def scan_split(root: Path, split: str, classes: List[str]) -> List[Entry]:
@@ -67,24 +70,26 @@ def scan_split(root: Path, split: str, classes: List[str]) -> List[Entry]:
     return entries
 
 
-@DATASETS.register("imagefolder")
-class ImageFolderProvider(ListProvider):
+@FORMATS.register("imagefolder")
+class ImageFolderFormat(ListFormat):
     """ROOT/<split>/<class>/<image> (ImageNet train/ and val/); classes sorted as torchvision's ImageFolder."""
 
-    param_defaults = {"train_split": "train", "eval_split": "val"}
+    @dataclass
+    class Params(Params):
+        train_split: str = param("train", help="folder whose class folders define the classes")
+        eval_split: str = param("val", help="folder of the evaluation split")
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.params = check_params(cfg, "imagefolder", self.param_defaults)
-        self._classes = None
+    def __init__(self, cfg: Any, hparams: Optional[Params] = None):
+        super().__init__(cfg, hparams)
+        self._classes: Optional[List[str]] = None
 
     def classes(self) -> List[str]:
         """Class folders of the training split, sorted (case-sensitive, like torchvision's ImageFolder)."""
         if self._classes is None:
-            tdir = self.root / self.params["train_split"]
+            tdir = self.root / self.hparams.train_split
             if not tdir.is_dir():
                 raise DataError(f"'{tdir}' not found: data.format imagefolder expects {self.root}/"
-                                f"{self.params['train_split']}/<class>/<image> (set data.root to the dataset folder)")
+                                f"{self.hparams.train_split}/<class>/<image> (set data.root to the dataset folder)")
             classes = sorted(e.name for e in os.scandir(tdir) if e.is_dir() and not e.name.startswith("."))
             if len(classes) != self.num_classes:
                 raise DataError(f"'{tdir}' has {len(classes)} class folders but data.num_classes={self.num_classes}; "
@@ -120,4 +125,4 @@ class ImageFolderProvider(ListProvider):
     def source_split(self, name: str):
         if not name:
             raise ConfigError("set data.source to the training split folder (e.g. train)")
-        return self.domain(name, True), self.domain(self.params["eval_split"], False)
+        return self.domain(name, True), self.domain(self.hparams.eval_split, False)

@@ -7,14 +7,17 @@ SHOT used (7438 / 1860), so numbers are close to but not exactly comparable with
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from ..registry import DATASETS, TRANSFORMS
-from .providers import LazyRoot
+from ..params import Params, param
+from ..registry import FORMATS, TRANSFORMS
+from .formats import DatasetFormat
 from .transforms import TransformSpec, build_transform
 
 DOMAINS = {"mnist": "MNIST", "usps": "USPS", "svhn": "SVHN"}
@@ -27,7 +30,7 @@ class TorchvisionDataset(Dataset):
         self.base, self.transform, self.mode, self.pre = base, transform, mode, pre
         targets = getattr(base, "targets", None)
         if targets is None:
-            targets = getattr(base, "labels")
+            targets = base.labels
         self.labels = torch.as_tensor(list(targets) if not torch.is_tensor(targets) else targets, dtype=torch.long)
 
     def __len__(self):
@@ -43,17 +46,21 @@ class TorchvisionDataset(Dataset):
         return self.transform(img), int(y), i
 
 
-@DATASETS.register("torchvision_digits")
-class TorchvisionDigits(LazyRoot):
+@FORMATS.register("torchvision_digits")
+class TorchvisionDigitsFormat(DatasetFormat):
     """SVHN / MNIST / USPS from torchvision (download into data.root on first use)."""
 
     download_fallback = True
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    @dataclass
+    class Params(Params):
+        download: bool = param(True, help="download through torchvision when missing (false: never use the network)")
+
+    def __init__(self, cfg: Any, hparams: Optional[Params] = None):
+        super().__init__(cfg, hparams)
         self.num_classes = 10
         self.tf = build_transform(cfg)
-        self.download = bool(cfg.data.params.get("download", True))
+        self.download = self.hparams.download
 
     def _base(self, name: str, train: bool):
         import torchvision.datasets as D

@@ -5,7 +5,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict, Optional
 
 log = logging.getLogger("sfda")
 
@@ -14,10 +14,31 @@ def setup_console(level: int = logging.INFO) -> None:
     if not any(getattr(h, "_sfda_console", False) for h in log.handlers):
         h = logging.StreamHandler(sys.stdout)
         h.setFormatter(logging.Formatter("%(message)s"))
-        h._sfda_console = True
+        h._sfda_console = True  # type: ignore[attr-defined]
         log.addHandler(h)
     log.setLevel(level)
     log.propagate = False
+
+
+TENSORBOARD_MISSING = ('TensorBoard off: the tensorboard package is not installed (pip install tensorboard, or '
+                       'pip install -e ".[tensorboard]"; log.tensorboard=false hides this notice)')
+
+
+def _summary_writer(folder: Path) -> Optional[Any]:
+    """A TensorBoard ``SummaryWriter`` writing into ``folder``, or None (with a one-line notice) when TensorBoard
+    is not installed or cannot write: the run goes on with the text log."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info(TENSORBOARD_MISSING)
+        return None
+    try:
+        return SummaryWriter(str(folder))
+    except Exception as e:  # an unwritable folder, a broken installation: keep going with the text log
+        log.warning("TensorBoard off (%s: %s)", type(e).__name__, " ".join(str(e).split()))
+        return None
 
 
 class RunLog:
@@ -28,15 +49,7 @@ class RunLog:
         self.file_handler = logging.FileHandler(run_dir / "log.txt")
         self.file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         log.addHandler(self.file_handler)
-        self.tb = None
-        if tensorboard:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-            except Exception as e:  # tensorboard missing: keep going with the text log
-                log.warning("TensorBoard disabled (%s: %s); install tensorboard to get event files", type(e).__name__, e)
+        self.tb = _summary_writer(run_dir / "tb") if tensorboard else None
 
     def info(self, msg: str, *args) -> None:
         log.info(msg, *args)

@@ -19,7 +19,7 @@ import torch
 from .. import __version__
 from ..config import Cfg, dump_config, load_config
 from ..data.dataset import clear_cache
-from ..data.providers import build_provider
+from ..data.formats import build_format
 from ..errors import ConfigError
 from ..models.checkpoint import has_fbc, load_fbc, save_fbc
 from ..models.network import build_model
@@ -132,22 +132,22 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    provider = build_provider(cfg)
-    num_classes = provider.num_classes
+    dataset_format = build_format(cfg)
+    num_classes = dataset_format.num_classes
     model = build_model(cfg)
     result = {"task": cfg.task, "method": cfg.method.name, "label": run_label(cfg), "benchmark": cfg.benchmark,
               "seed": cfg.seed, "stage": method_cls.stage, "metric": cfg.eval.metric, "weighting": cfg.weighting.name,
               "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", "")}
     if method_cls.stage == "source":
-        train_set, eval_set = provider.source_split(cfg.data.source)
+        train_set, eval_set = dataset_format.source_split(cfg.data.source)
         runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, "
                     f"{num_classes} classes")
     else:
         src_dir = source_checkpoint_dir(cfg)
         load_fbc(model, src_dir, "source")
         runlog.info(f"loaded source model from {src_dir}")
-        train_set = provider.domain(cfg.data.target, train=True)
-        eval_set = provider.domain(cfg.data.target, train=False)
+        train_set = dataset_format.domain(cfg.data.target, train=True)
+        eval_set = dataset_format.domain(cfg.data.target, train=False)
         runlog.info(f"target {cfg.data.target}: {len(train_set)} images, {num_classes} classes")
     model.to(device)
     method = method_cls(model, num_classes, dict(cfg.method), cfg)
@@ -168,7 +168,7 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
         result["val_accuracy"] = final["accuracy"]
         result["best_epoch"] = fit.best_epoch
         if cfg.eval.other_domains:
-            result["source_only"] = _other_domains(cfg, provider, model, device, trainer, runlog)
+            result["source_only"] = _other_domains(cfg, dataset_format, model, device, trainer, runlog)
     else:
         save_fbc(model, out, "target")
         result["source_only_accuracy"] = history[0].get("accuracy")
@@ -186,18 +186,18 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
     return result
 
 
-def _other_domains(cfg, provider, model, device, trainer: Trainer, runlog: RunLog) -> Dict[str, float]:
+def _other_domains(cfg, dataset_format, model, device, trainer: Trainer, runlog: RunLog) -> Dict[str, float]:
     """The source model's score on every other domain of the benchmark (the source-only baseline)."""
     scores = {}
     for domain in cfg.data.domains:
         if domain == cfg.data.source:
             continue
-        dataset = provider.domain(domain, train=False)
+        dataset = dataset_format.domain(domain, train=False)
         loader = torch.utils.data.DataLoader(dataset, batch_size=int(cfg.data.test_batch_size), shuffle=False,
                                              **trainer.loader_kwargs())
         inference = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {domain}",
                           show=trainer.show)
-        metrics = classification_metrics(inference.logits.argmax(1), inference.labels, provider.num_classes)
+        metrics = classification_metrics(inference.logits.argmax(1), inference.labels, dataset_format.num_classes)
         scores[domain] = float(metrics[cfg.eval.metric])
         runlog.info(f"source only {cfg.data.source} -> {domain}: {cfg.eval.metric} {scores[domain]:.2f}")
         del dataset, loader

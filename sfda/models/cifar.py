@@ -15,14 +15,18 @@ network's own final Linear layer.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..params import ParamError, Params, hparams_for, param
 from ..registry import BACKBONES
 from .weights import maybe_load
+
+PARAMS_PREFIX = "model.params."
 
 
 def _kaiming_fan_out(module: nn.Module) -> None:
@@ -42,8 +46,10 @@ def _kaiming_fan_out(module: nn.Module) -> None:
 class CifarAlexNet(nn.Module):
     """AlexNet for 32x32 CIFAR images (bearpaw/pytorch-classification): 5 convs, 256-d features."""
 
-    def __init__(self, pretrained: bool = False, weights_path=None, **_):
+    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
+                 hparams: Optional[Params] = None, **overrides: Any):
         super().__init__()
+        hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)  # no parameters: rejects any
         self.features = nn.Sequential(
             nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
             nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
@@ -66,8 +72,14 @@ VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512
 class CifarVGG19(nn.Module):
     """VGG-19 for 32x32 CIFAR images, with BatchNorm (bearpaw's vgg19_bn): 16 convs, 512-d features."""
 
-    def __init__(self, pretrained: bool = False, weights_path=None, batch_norm: bool = True, **_):
+    @dataclass
+    class Params(Params):
+        batch_norm: bool = param(True, help="BatchNorm after every convolution (bearpaw's vgg19_bn)")
+
+    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
+                 hparams: Optional[Params] = None, **overrides: Any):
         super().__init__()
+        batch_norm = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX).batch_norm
         layers, c = [], 3
         for v in VGG19:
             if v == "M":
@@ -120,16 +132,31 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-@BACKBONES.register("cifar_resnet")
+@dataclass
+class CifarResNetParams(Params):
+    depth: int = param(32, low=8, help="layers: 6n+2 (20, 32, 44, 56, 110, ...)")
+    shortcut: Literal["A", "B"] = param("A", help="A: zero-padding (no parameters), B: 1x1 convolution")
+
+    def check(self) -> None:
+        if (self.depth - 2) % 6 != 0:
+            raise ParamError("depth", f"must be 6n+2 for a CIFAR ResNet (20, 32, 44, 56, 110, ...), got {self.depth}")
+
+
+@dataclass
+class CifarResNet110Params(CifarResNetParams):
+    depth: int = param(110, low=8, help="layers: 6n+2 (20, 32, 44, 56, 110, ...)")
+
+
+@BACKBONES.register("cifar_resnet", params=CifarResNetParams)
 class CifarResNet(nn.Module):
     """He et al.'s CIFAR ResNet: depth 6n+2, basic blocks with 16/32/64 channels, 64-d features."""
 
-    def __init__(self, pretrained: bool = False, weights_path=None, depth: int = 32, shortcut: str = "A", **_):
+    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
+                 hparams: Optional[Params] = None, **overrides: Any):
         super().__init__()
-        if (depth - 2) % 6 != 0 or depth < 8:
-            raise ConfigError(f"model.params.depth={depth}: a CIFAR ResNet has depth 6n+2 (20, 32, 44, 56, 110, ...)")
-        if shortcut not in ("A", "B"):
-            raise ConfigError(f"model.params.shortcut must be 'A' (zero-padding) or 'B' (1x1 conv), got '{shortcut}'")
+        hp = hparams_for(CifarResNet, hparams, overrides, prefix=PARAMS_PREFIX)
+        assert isinstance(hp, CifarResNetParams)
+        depth, shortcut = hp.depth, hp.shortcut
         n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
@@ -154,18 +181,18 @@ class CifarResNet(nn.Module):
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
-@BACKBONES.register("cifar_resnet32")
-def cifar_resnet32(pretrained: bool = False, weights_path=None, **params):
+@BACKBONES.register("cifar_resnet32", params=CifarResNetParams)
+def cifar_resnet32(pretrained: bool = False, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
+                   **overrides: Any) -> nn.Module:
     """CIFAR ResNet-32 (0.46 M parameters), the CIFAR-LT network."""
-    params.setdefault("depth", 32)
-    return CifarResNet(pretrained, weights_path, **params)
+    return CifarResNet(pretrained, weights_path, hparams_for(cifar_resnet32, hparams, overrides, prefix=PARAMS_PREFIX))
 
 
-@BACKBONES.register("cifar_resnet110")
-def cifar_resnet110(pretrained: bool = False, weights_path=None, **params):
+@BACKBONES.register("cifar_resnet110", params=CifarResNet110Params)
+def cifar_resnet110(pretrained: bool = False, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
+                    **overrides: Any) -> nn.Module:
     """CIFAR ResNet-110 (1.7 M parameters)."""
-    params.setdefault("depth", 110)
-    return CifarResNet(pretrained, weights_path, **params)
+    return CifarResNet(pretrained, weights_path, hparams_for(cifar_resnet110, hparams, overrides, prefix=PARAMS_PREFIX))
 
 
 class ResNeXtBottleneck(nn.Module):
@@ -196,12 +223,22 @@ class ResNeXtBottleneck(nn.Module):
 class CifarResNeXt29(nn.Module):
     """ResNeXt-29 for CIFAR (default 8x64d: cardinality 8, widen factor 4), 1024-d features."""
 
-    def __init__(self, pretrained: bool = False, weights_path=None, cardinality: int = 8, widen_factor: int = 4,
-                 depth: int = 29, **_):
+    @dataclass
+    class Params(Params):
+        cardinality: int = param(8, low=1, help="groups of the 3x3 convolutions")
+        widen_factor: int = param(4, low=1, help="channel multiplier of the stages (64, 128, 256 x widen_factor)")
+        depth: int = param(29, low=11, help="layers: 9n+2 (29 = 3 blocks per stage)")
+
+        def check(self) -> None:
+            if (self.depth - 2) % 9 != 0:
+                raise ParamError("depth", f"must be 9n+2 for a CIFAR ResNeXt (29 = 3 blocks per stage), got {self.depth}")
+
+    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
+                 hparams: Optional[Params] = None, **overrides: Any):
         super().__init__()
-        if (depth - 2) % 9 != 0:
-            raise ConfigError(f"model.params.depth={depth}: a CIFAR ResNeXt has depth 9n+2 (29 = 3 blocks per stage)")
-        n = (depth - 2) // 9
+        hp = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)
+        cardinality, widen_factor = hp.cardinality, hp.widen_factor
+        n = (hp.depth - 2) // 9
         stages = [64, 64 * widen_factor, 128 * widen_factor, 256 * widen_factor]
         self.conv_1_3x3 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         self.bn_1 = nn.BatchNorm2d(64)

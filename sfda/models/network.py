@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..errors import ConfigError
+from ..params import build_params, params_class
 from ..registry import BACKBONES
 from .heads import Bottleneck, Classifier
 
@@ -17,9 +18,6 @@ class SFDANet(nn.Module):
     def num_classes(self) -> int:
         return self.netC.num_classes
 
-    def features(self, x):
-        return self.netB(self.netF(x))
-
     def forward(self, x, return_features: bool = False):
         f = self.netB(self.netF(x))
         logits = self.netC(f)
@@ -29,7 +27,8 @@ class SFDANet(nn.Module):
 def build_model(cfg) -> SFDANet:
     m = cfg.model
     factory = BACKBONES.get(m.backbone, key="model.backbone")
-    netF = factory(pretrained=m.pretrained, weights_path=m.weights_path, **dict(m.params))
+    hparams = build_params(params_class(factory), dict(m.params), prefix="model.params.")
+    netF = factory(pretrained=m.pretrained, weights_path=m.weights_path, hparams=hparams)
     dim = getattr(netF, "out_features", None)
     if not dim:
         raise ConfigError(f"backbone '{m.backbone}' does not declare out_features")

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import torch
 
 from ..errors import SfdaError
 
+MATPLOTLIB_MISSING = ('`sfda plot` needs matplotlib, which is not installed: pip install matplotlib, '
+                      'or pip install -e ".[plot]"')
 
-def _plt():
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _plt() -> Any:
+    """matplotlib.pyplot with the file-only Agg backend; matplotlib is optional (the ``plot`` extra)."""
+    try:
+        import matplotlib
 
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SfdaError(MATPLOTLIB_MISSING) from None
     return plt
 
 
@@ -49,8 +55,8 @@ def class_means(scores: torch.Tensor, targets: torch.Tensor) -> Dict[int, float]
 
 
 def plot_run(run: Path, out: Path, which: str = "last") -> List[Path]:
-    plt = _plt()
     d = load_scores(run, which)
+    plt = _plt()
     s, t = d["scores"].float(), d["targets"].long()
     sigma, m = float(d["sigma"]), int(d["m"])
     out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +70,7 @@ def plot_run(run: Path, out: Path, which: str = "last") -> List[Path]:
     ax.set_xlabel("(pseudo-)label class")
     ax.set_ylabel("NS score s")
     ax.set_title(f"NS scores per class (epoch {d['epoch']}, m={m})")
-    files.append(_save(fig, out / "ns_class_boxplot.png"))
+    files.append(_save(plt, fig, out / "ns_class_boxplot.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     srt = torch.sort(s, descending=True).values
@@ -77,7 +83,7 @@ def plot_run(run: Path, out: Path, which: str = "last") -> List[Path]:
     ax.set_ylabel("weight")
     ax.legend()
     ax.set_title("Sorted sample weights")
-    files.append(_save(fig, out / "ns_sorted_weights.png"))
+    files.append(_save(plt, fig, out / "ns_sorted_weights.png"))
 
     means = class_means(s, t)
     sizes = {k: int((t == k).sum()) for k in means}
@@ -104,14 +110,12 @@ def plot_run(run: Path, out: Path, which: str = "last") -> List[Path]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("mean NS score")
         ax.set_title(f"Per-class mean NS score vs {key} (r = {r:.2f})")
-        files.append(_save(fig, out / f"ns_class_vs_{key}.png"))
+        files.append(_save(plt, fig, out / f"ns_class_vs_{key}.png"))
     return files
 
 
-def _save(fig, path: Path) -> Path:
+def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
     plt.close(fig)
     return path

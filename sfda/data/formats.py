@@ -1,10 +1,13 @@
-"""Dataset providers: turn a config's ``data`` section into datasets for the two stages.
+"""Dataset formats: a config's ``data.format`` names one; it turns the ``data`` section into datasets for the
+two stages.
 
 ``list`` (the default) reads SHOT-format lists (``data.lists_dir/<domain>.txt``) under the image root.
-Other formats (torchvision datasets, CIFAR-LT) register themselves in ``DATASETS`` with the same API:
+Other formats (torchvision datasets, CIFAR-LT, ImageFolder trees) register themselves in ``FORMATS`` and
+subclass :class:`DatasetFormat`, which gives them the config, their typed ``data.params`` (a ``Params``
+dataclass, checked when the config loads) and the data root:
 
 - ``domain(name, train)``: the whole domain with the train (augmenting) or test transform;
-- ``source_split(name)``: (train, validation) datasets for source training;
+- ``source_split(name)``: (train, evaluation) datasets for source training;
 - ``num_classes``.
 Every dataset returns ``(image, label, index)`` and has a ``labels`` tensor.
 """
@@ -12,13 +15,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
+from ..params import Params, build_params, params_class
 from ..paths import resolve_path
-from ..registry import DATASETS, suggest
+from ..registry import FORMATS
 from .dataset import ImageList
 from .lists import read_list, shipped_list
 from .transforms import build_transform
@@ -40,13 +44,19 @@ def data_root(cfg) -> Path:
                     f"without SFDA_DATA, ./data/{d.dataset_dir} is used if it exists)")
 
 
-class LazyRoot:
-    """Mixin for providers with a ``cfg``: ``self.root``, the data root, found on first use (so that configs
-    load and models build without the data). Providers whose data torchvision downloads set
-    ``download_fallback``: without data.root or SFDA_DATA they download into ./data/<dataset_dir>."""
+class DatasetFormat:
+    """Base of the registered dataset formats: ``cfg``, the typed ``hparams`` (``data.params``) and ``root``,
+    the data root, found on first use (so that configs load and models build without the data). Formats
+    whose data torchvision downloads set ``download_fallback``: without data.root or SFDA_DATA they download
+    into ./data/<dataset_dir>."""
 
     download_fallback = False
-    _root = None
+    num_classes: int
+    _root: Optional[Path] = None
+
+    def __init__(self, cfg: Any, hparams: Optional[Params] = None):
+        self.cfg = cfg
+        self.hparams = hparams if hparams is not None else format_params(type(self), cfg)
 
     @property
     def root(self) -> Path:
@@ -59,21 +69,16 @@ class LazyRoot:
                 self._root = Path("data") / (self.cfg.data.dataset_dir or "")
         return self._root
 
+    def domain(self, name: str, train: bool) -> Any:
+        raise NotImplementedError
 
-def check_params(cfg, fmt: str, allowed: dict) -> dict:
-    """``data.params`` of a provider: unknown keys and wrong types stop with one line naming the key."""
-    out = dict(allowed)
-    for k, v in dict(cfg.data.params).items():
-        if k not in allowed:
-            raise ConfigError(f"unknown key 'data.params.{k}' for data.format '{fmt}'{suggest(k, allowed)}; "
-                              f"valid keys: {', '.join(allowed)}")
-        d = allowed[k]
-        ok = isinstance(v, bool) if isinstance(d, bool) else (
-            isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(d, (int, float)) else isinstance(v, type(d)))
-        if not ok:
-            raise ConfigError(f"data.params.{k} must be {type(d).__name__} (like {d!r}), got {v!r}")
-        out[k] = v
-    return out
+    def source_split(self, name: str) -> Tuple[Any, Any]:
+        raise NotImplementedError
+
+
+def format_params(cls: type, cfg: Any) -> Params:
+    """The typed ``data.params`` of dataset format ``cls`` (checked by the config loader, with file:line)."""
+    return build_params(params_class(cls), dict(cfg.data.get("params") or {}), prefix="data.params.")
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[list, list]:
@@ -84,12 +89,12 @@ def split_indices(n: int, val_fraction: float, seed: int) -> Tuple[list, list]:
     return sorted(perm[:n_train]), sorted(perm[n_train:])
 
 
-@DATASETS.register("list")
-class ListProvider(LazyRoot):
+@FORMATS.register("list")
+class ListFormat(DatasetFormat):
     """SHOT-format lists: data.lists_dir/<domain>.txt with paths relative to the image root."""
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg: Any, hparams: Optional[Params] = None):
+        super().__init__(cfg, hparams)
         self.num_classes = int(cfg.data.num_classes)
         if self.num_classes <= 0:
             raise DataError("data.num_classes must be set (e.g. 65 for Office-Home)")
@@ -143,5 +148,6 @@ class ListProvider(LazyRoot):
         return train, val
 
 
-def build_provider(cfg):
-    return DATASETS.get(cfg.data.format, key="data.format")(cfg)
+def build_format(cfg: Any) -> DatasetFormat:
+    """The dataset format ``data.format`` of ``cfg`` with its ``data.params``."""
+    return FORMATS.get(cfg.data.format, key="data.format")(cfg)

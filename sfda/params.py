@@ -197,22 +197,6 @@ def params_class(obj: Any) -> Type[Params]:
     cls = getattr(obj, "Params", None)
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         return cls
-    legacy = getattr(obj, "defaults", None) or getattr(obj, "param_defaults", None)  # TRANSITION: removed once every component declares Params
-    if isinstance(legacy, dict) and legacy:
-        cached = obj.__dict__.get("_legacy_params") if isinstance(obj, type) else None
-        if cached is None:
-            specs = []
-            for k, v in legacy.items():
-                comp = getattr(v, "registry", None)
-                if comp is not None:
-                    specs.append((k, Spec, nested(v.registry, v.default_name)))
-                    continue
-                tp = {bool: bool, int: int, float: float, str: str, list: List[Any], dict: Dict[str, Any]}.get(type(v), Any)
-                specs.append((k, Optional[tp] if v is None else tp, param(v)))
-            cached = dataclasses.make_dataclass(f"{getattr(obj, '__name__', 'X')}Params", specs, bases=(Params,))
-            if isinstance(obj, type):
-                obj._legacy_params = cached
-        return cached
     return NoParams
 
 

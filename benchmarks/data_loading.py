@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfda.data.dataset import ImageList  # noqa: E402
-from sfda.data.lists import Entry  # noqa: E402
-from sfda.data.transforms import imagenet  # noqa: E402
+from sfda.data.dataset import ImageList
+from sfda.data.lists import Entry
+from sfda.data.transforms import imagenet
 
 
 def main():

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sfda.config import load_config
+from sfda.data import digits_offline
+from sfda.engine.runlog import setup_console
+from sfda.engine.runner import run_both
+from sfda.results.table import collect, render
 
-from sfda.config import load_config  # noqa: E402
-from sfda.data import digits_offline  # noqa: E402
-from sfda.engine.runlog import setup_console  # noqa: E402
-from sfda.engine.runner import run_both  # noqa: E402
-from sfda.results.table import collect, render  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def per_seed(runs) -> str:

@@ -24,15 +24,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfda.config import config_from_dict  # noqa: E402
-from sfda.datatypes import StepInfo  # noqa: E402
-from sfda.engine.trainer import Trainer  # noqa: E402
-from sfda.models.network import build_model  # noqa: E402
-from sfda.registry import METHODS  # noqa: E402
-from sfda.samplers import build_sampler  # noqa: E402
-from sfda.weighting import build_weighter  # noqa: E402
+from sfda.config import config_from_dict
+from sfda.datatypes import StepInfo
+from sfda.engine.trainer import Trainer
+from sfda.models.network import build_model
+from sfda.registry import METHODS
+from sfda.samplers import build_sampler
+from sfda.weighting import build_weighter
 
 PRESETS = {
     "cpu": {"backbone": "lenet", "params": {"hidden": 500}, "size": 28, "channels": 1, "classes": 10, "batch": 64, "iters": 70},

@@ -12,8 +12,6 @@ from sfda.engine.runner import run_dir, run_stage
 from sfda.losses import Loss, build_loss
 from sfda.registry import LOSSES
 
-from helpers import make_two_domain_set, tiny_config_dict
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # each stateful loss with settings under which its state changes the result within a few tiny epochs
@@ -113,10 +111,10 @@ def test_no_loss_keeps_state_outside_its_buffers(name):
 # ---- end to end: killed after an epoch and resumed == uninterrupted ---------------------------------------
 
 @pytest.fixture(scope="module")
-def tiny_source(tmp_path_factory):
+def tiny_source(tmp_path_factory, tiny_config, make_two_domain_set):
     root = make_two_domain_set(tmp_path_factory.mktemp("resume_set"), per_class=6, seed=5)
     out = tmp_path_factory.mktemp("resume_runs")
-    src = config_from_dict(tiny_config_dict(root, out, **{"name": "src", "method.name": "source", "optim.epochs": 2,
+    src = config_from_dict(tiny_config(root, out, **{"name": "src", "method.name": "source", "optim.epochs": 2,
                                                           "data.batch_size": 8}))
     run_stage(src)
     return root, run_dir(src)
@@ -142,22 +140,22 @@ def _interrupted_equals_uninterrupted(make_cfg, tmp_path, monkeypatch, loss_cls)
 
 
 @pytest.mark.parametrize("name", sorted(STATEFUL))
-def test_shot_with_a_stateful_pseudo_label_loss_resumes_exactly(tiny_source, tmp_path, monkeypatch, name):
+def test_shot_with_a_stateful_pseudo_label_loss_resumes_exactly(tiny_source, tmp_path, monkeypatch, name, tiny_config):
     root, src = tiny_source
 
     def make_cfg(out):
-        return config_from_dict(tiny_config_dict(root, out, **{
+        return config_from_dict(tiny_config(root, out, **{
             "name": f"shot_{name}", "method.name": "shot", "source.checkpoint": str(src), "optim.epochs": 3,
             "data.batch_size": 8, "method.pl_loss": dict(STATEFUL[name])}))
 
     _interrupted_equals_uninterrupted(make_cfg, tmp_path, monkeypatch, LOSSES.get(name))
 
 
-def test_source_training_with_a_stateful_loss_resumes_exactly(tiny_source, tmp_path, monkeypatch):
+def test_source_training_with_a_stateful_loss_resumes_exactly(tiny_source, tmp_path, monkeypatch, tiny_config):
     root, _ = tiny_source
 
     def make_cfg(out):
-        return config_from_dict(tiny_config_dict(root, out, **{
+        return config_from_dict(tiny_config(root, out, **{
             "name": "src_nlnl", "method.name": "source", "optim.epochs": 3, "data.batch_size": 8,
             "method.loss": dict(STATEFUL["nlnl"])}))
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from sfda.config import config_from_dict, load_config
+from sfda.datatypes import Batch, StepInfo
 from sfda.engine.runner import run_dir, run_stage
 from sfda.errors import ConfigError
 from sfda.losses import build_loss
@@ -17,11 +18,8 @@ from sfda.losses.functional import log1m_prob, project_to_scaled_simplex
 from sfda.losses.information import im_loss
 from sfda.losses.low import low_weights
 from sfda.losses.ogc import P_MIN, clipping_ratio, fit_gmm_1d, solve_threshold
-from sfda.datatypes import Batch, StepInfo
 from sfda.models.network import build_model
 from sfda.registry import LOSSES, METHODS
-
-from helpers import make_two_domain_set, tiny_config_dict
 
 Z = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.3, 0.2]])
 Y = torch.tensor([0, 2, 1])
@@ -471,7 +469,7 @@ def test_ogc_threshold_extremes():
 
 # ---- ANL penalty: added once per batch by the method, not per sample ------------------------------------------
 
-def test_anl_penalty_is_l1_of_trainable_parameters_and_added_once_per_batch(two_domains, tmp_path):
+def test_anl_penalty_is_l1_of_trainable_parameters_and_added_once_per_batch(two_domains, tmp_path, tiny_config):
     net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
     net[1].weight.requires_grad_(False)
     loss = build_loss({"name": "anl_ce", "delta": 0.01}, 2)
@@ -480,7 +478,7 @@ def test_anl_penalty_is_l1_of_trainable_parameters_and_added_once_per_batch(two_
     assert build_loss({"name": "anl_ce", "delta": 0.0}, 2).penalty(net) == 0.0
     assert build_loss({"name": "gce"}, 2).penalty(net) == 0.0
 
-    cfg = config_from_dict(tiny_config_dict(two_domains, tmp_path, **{
+    cfg = config_from_dict(tiny_config(two_domains, tmp_path, **{
         "method.name": "shot", "method.pl_loss": {"name": "anl_ce", "delta": 1e-3}}))
     model = build_model(cfg)
     method = METHODS.get("shot")(model, 4, dict(cfg.method), cfg)
@@ -499,33 +497,33 @@ def test_anl_penalty_is_l1_of_trainable_parameters_and_added_once_per_batch(two_
 # ---- every registered loss as SHOT's pseudo-label loss (1 epoch) -----------------------------------------------
 
 @pytest.fixture(scope="module")
-def small_set(tmp_path_factory):
+def small_set(tmp_path_factory, tiny_config, make_two_domain_set):
     root = make_two_domain_set(tmp_path_factory.mktemp("small"), per_class=6, seed=3)
     out = tmp_path_factory.mktemp("runs")
-    src = config_from_dict(tiny_config_dict(root, out, **{"name": "src", "method.name": "source", "optim.epochs": 2,
+    src = config_from_dict(tiny_config(root, out, **{"name": "src", "method.name": "source", "optim.epochs": 2,
                                                           "data.batch_size": 8}))
     run_stage(src)
     return root, out, run_dir(src)
 
 
 @pytest.mark.parametrize("name", _all_losses())
-def test_every_loss_runs_as_shots_pseudo_label_loss(small_set, name):
+def test_every_loss_runs_as_shots_pseudo_label_loss(small_set, name, tiny_config):
     root, out, src = small_set
-    m = run_stage(config_from_dict(tiny_config_dict(root, out, **{
+    m = run_stage(config_from_dict(tiny_config(root, out, **{
         "name": f"pl/{name}", "method.name": "shot", "source.checkpoint": str(src), "optim.epochs": 1,
         "data.batch_size": 8, "method.pl_loss": {"name": name}})))
     assert m["finished"] and math.isfinite(m["history"][1]["loss_pl"])
     assert m["label"] == ("SHOT" if name in ("ce", "label_smoothing") else f"SHOT[{name}]")
 
 
-def test_losses_compose_with_ns_and_as_the_source_loss(small_set):
+def test_losses_compose_with_ns_and_as_the_source_loss(small_set, tiny_config):
     root, out, src = small_set
-    a = run_stage(config_from_dict(tiny_config_dict(root, out, **{
+    a = run_stage(config_from_dict(tiny_config(root, out, **{
         "name": "gce_ns", "method.name": "shot", "source.checkpoint": str(src), "optim.epochs": 1,
         "data.batch_size": 8, "method.pl_loss": {"name": "gce", "q": 0.7},
         "weighting": {"name": "ns", "m": 4, "sigma": 0.6}})))
     assert a["label"] == "SHOT[gce]+NS-WS" and "w_weight_mean" in a["history"][1]
-    b = run_stage(config_from_dict(tiny_config_dict(root, out, **{
+    b = run_stage(config_from_dict(tiny_config(root, out, **{
         "name": "src_nlnl_ns", "method.name": "source", "optim.epochs": 1, "data.batch_size": 8,
         "method.loss": {"name": "nlnl"}, "weighting": {"name": "ns", "m": 2, "sigma": 2.5, "rho": -1.0}})))
     assert b["finished"] and b["label"] == "Source[nlnl]+NS-LF" and math.isfinite(b["history"][1]["loss_cls"])

@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn as nn
 import yaml
-from helpers import tiny_config_dict
 
 from sfda.cli import main
 from sfda.config import config_from_dict, load_config
@@ -120,10 +119,10 @@ def test_k_switch_is_explicit_and_off_by_default():
                                          ({"switch_progress": 1.5}, r"'method.switch_progress' must be in \[0, 1\]"),
                                          ({"switch_kk": -1}, r"'method.switch_kk' must be in \[0, inf\]"),
                                          ({"r": 2.0}, r"'method.r' must be in \[0, 1\], got 2.0")])
-def test_nrc_bad_settings_are_config_errors_at_load(tmp_path, params, msg):
+def test_nrc_bad_settings_are_config_errors_at_load(tmp_path, params, msg, tiny_config):
     overrides = {"method.name": "nrc", **{f"method.{k}": v for k, v in params.items()}}
     with pytest.raises(ConfigError, match=msg):
-        config_from_dict(tiny_config_dict(tmp_path, tmp_path, **overrides))
+        config_from_dict(tiny_config(tmp_path, tmp_path, **overrides))
     with pytest.raises(ConfigError, match=msg.split(" must")[0]):  # code constructing the method: the same check
         NRC(FeatureModel(torch.eye(2, 3)), 3, params, None)
 
@@ -135,9 +134,9 @@ def test_nrc_bad_settings_are_config_errors_at_load(tmp_path, params, msg):
     ("aad", "k", 0, "must be in [1, inf], got 0"),
     ("shot", "distance", "manhattan", "must be one of cosine, euclidean, got 'manhattan'"),
     ("shot", "pl_warmup_epochs", 1.5, "must be an integer, got 1.5")])
-def test_bad_method_values_stop_the_config_load_with_one_line(tmp_path, method, key, value, msg):
+def test_bad_method_values_stop_the_config_load_with_one_line(tmp_path, method, key, value, msg, tiny_config):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(tiny_config_dict(tmp_path, tmp_path, **{"method.name": method,
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path, tmp_path, **{"method.name": method,
                                                                            f"method.{key}": value})))
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(f"{key}:"))
     with pytest.raises(ConfigError) as err:
@@ -313,26 +312,30 @@ def test_cowa_step_scores_real_images_with_pseudo_labels():
 
 # -- runs on the generated two-domain set ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def source(two_domains, tmp_path_factory):
+def source(two_domains, tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("mruns")
-    cfg = config_from_dict(tiny_config_dict(two_domains, out, **{"name": "tiny/source", "method.name": "source"}))
+    cfg = config_from_dict(tiny_config(two_domains, out, **{"name": "tiny/source", "method.name": "source"}))
     m = run_stage(cfg)
     assert m["val_accuracy"] > 90
     return run_dir(cfg)
 
 
-def _cfg(root, out, src, method, **kw):
-    base = {"name": f"tiny/{method}", "method.name": method, "source.checkpoint": str(src), "optim.epochs": 2,
-            "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1}
-    base.update(kw)
-    return config_from_dict(tiny_config_dict(root, out, **base))
+@pytest.fixture(scope="module")
+def adapt_cfg(tiny_config):
+    """``adapt_cfg(root, out, src, method, **{"dotted.key": value})`` -> a config adapting ``src`` with ``method``."""
+    def make(root, out, src, method, **kw):
+        base = {"name": f"tiny/{method}", "method.name": method, "source.checkpoint": str(src), "optim.epochs": 2,
+                "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1}
+        base.update(kw)
+        return config_from_dict(tiny_config(root, out, **base))
+    return make
 
 
 @pytest.mark.parametrize("method, extra", [("nrc", {}), ("aad", {}), ("cowa", {"method.coeff": "none"}),
                                            ("cowa", {"method.coeff": "jmds"})])
-def test_method_with_ns_weights(two_domains, source, tmp_path, method, extra):
-    cfg = _cfg(two_domains, tmp_path, source, method, **{"weighting.name": "ns", "weighting.m": 4,
-                                                         "weighting.sigma": 0.6, "optim.epochs": 1, **extra})
+def test_method_with_ns_weights(two_domains, source, tmp_path, method, extra, adapt_cfg):
+    cfg = adapt_cfg(two_domains, tmp_path, source, method, **{"weighting.name": "ns", "weighting.m": 4,
+                                                              "weighting.sigma": 0.6, "optim.epochs": 1, **extra})
     m = run_stage(cfg)
     h = m["history"][1]
     assert m["label"].endswith("+NS-WS") and m["weighting"] == "ns"
@@ -350,8 +353,8 @@ def test_methods_indexing_the_target_need_it_as_evaluation_set(cls):
 
 
 # -- the external example method (docs/adding-a-method.md) ----------------------------------------------
-def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path, capsys):
-    cfg = tiny_config_dict(two_domains, tmp_path, **{"name": "tiny/entmin", "method.name": "entmin_pl",
+def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path, capsys, tiny_config):
+    cfg = tiny_config(two_domains, tmp_path, **{"name": "tiny/entmin", "method.name": "entmin_pl",
                                                      "method.pl_par": 0.3, "source.checkpoint": str(source),
                                                      "optim.epochs": 1, "weighting.name": "ns"})
     path = tmp_path / "entmin.yaml"
@@ -365,14 +368,14 @@ def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path,
     assert "entmin_pl" in capsys.readouterr().out
 
 
-def test_example_plugin_parameters_are_typed_and_checked_at_load(tmp_path):
+def test_example_plugin_parameters_are_typed_and_checked_at_load(tmp_path, tiny_config):
     from sfda.plugins import load_plugin
     load_plugin(str(ROOT / "examples" / "my_method.py"))
-    cfg = config_from_dict(tiny_config_dict(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.pl_par": 1}))
+    cfg = config_from_dict(tiny_config(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.pl_par": 1}))
     assert dict(cfg.method) == {"ent_par": 1.0, "pl_par": 1.0, "threshold": 0.0, "freeze_classifier": True,
                                 "name": "entmin_pl"}
     with pytest.raises(ConfigError, match=r"'method.threshold' must be in \[0, 1\], got 1.5 \(method 'entmin_pl'\)"):
-        config_from_dict(tiny_config_dict(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.threshold": 1.5}))
+        config_from_dict(tiny_config(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.threshold": 1.5}))
 
 
 def test_plugins_from_the_environment_and_bad_plugins(tmp_path, monkeypatch, capsys):

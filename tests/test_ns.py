@@ -8,8 +8,6 @@ from sfda.engine.runner import run_stage
 from sfda.weighting import WeightInput, build_weighter
 from sfda.weighting.ns import NaturalSelection, default_grid, make_composites, ns_scores
 
-from helpers import tiny_config_dict
-
 
 class PixelModel(nn.Module):
     """Logits = per-class means of fixed image regions, so the composite's content decides the output."""
@@ -252,13 +250,13 @@ def test_ns_reports_statistics_histograms_and_kept_scores():
     assert NaturalSelection(3).epoch_end(0, keep_samples=True) == type(report)()  # no step: an empty report
 
 
-def test_uniform_weighter_gives_exactly_the_unweighted_run(two_domains, tmp_path):
-    src = config_from_dict(tiny_config_dict(two_domains, tmp_path, **{"name": "s", "method.name": "source", "optim.epochs": 2}))
+def test_uniform_weighter_gives_exactly_the_unweighted_run(two_domains, tmp_path, tiny_config):
+    src = config_from_dict(tiny_config(two_domains, tmp_path, **{"name": "s", "method.name": "source", "optim.epochs": 2}))
     run_stage(src)
     from sfda.engine.runner import run_dir
 
     def adapt(name, weighting):
-        return run_stage(config_from_dict(tiny_config_dict(two_domains, tmp_path, **{
+        return run_stage(config_from_dict(tiny_config(two_domains, tmp_path, **{
             "name": name, "method.name": "shot", "source.checkpoint": str(run_dir(src)), "optim.epochs": 2,
             "weighting": weighting})))
 
@@ -269,12 +267,12 @@ def test_uniform_weighter_gives_exactly_the_unweighted_run(two_domains, tmp_path
     c = adapt("ns", {"name": "ns", "m": 4, "sigma": 0.6})
     assert c["label"] == "SHOT+NS-WS" and "w_weight_mean" in c["history"][1]
     assert [h.get("loss") for h in a["history"]] != [h.get("loss") for h in c["history"]]
-    scores = torch.load(run_dir(config_from_dict(tiny_config_dict(two_domains, tmp_path, name="ns"))) / "ns_scores.pt")
+    scores = torch.load(run_dir(config_from_dict(tiny_config(two_domains, tmp_path, name="ns"))) / "ns_scores.pt")
     assert set(scores) == {"first", "last"} and scores["last"]["scores"].numel() > 0
 
 
-def test_ns_in_supervised_training(two_domains, tmp_path):
-    m = run_stage(config_from_dict(tiny_config_dict(two_domains, tmp_path, **{
+def test_ns_in_supervised_training(two_domains, tmp_path, tiny_config):
+    m = run_stage(config_from_dict(tiny_config(two_domains, tmp_path, **{
         "name": "sup", "method.name": "source", "optim.epochs": 2,
         "weighting": {"name": "ns", "m": 2, "sigma": 2.5, "rho": -1.0}})))
     assert m["label"] == "Source+NS-LF" and m["history"][1]["w_weight_mean"] > 0

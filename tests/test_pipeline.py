@@ -9,24 +9,22 @@ from sfda.engine.runner import run_dir, run_stage
 from sfda.models.checkpoint import load_fbc
 from sfda.models.network import build_model
 
-from helpers import tiny_config_dict
 
-
-def _source_cfg(root, out, **kw):
-    return config_from_dict(tiny_config_dict(root, out, **{"name": "tiny/source", "method.name": "source", **kw}))
-
-
-def _adapt_cfg(root, out, src_dir, **kw):
-    base = {"name": "tiny/shot", "method.name": "shot", "method.cls_par": 0.3, "source.checkpoint": str(src_dir),
-            "optim.lr": 0.01, "optim.epochs": 3}
-    base.update(kw)
-    return config_from_dict(tiny_config_dict(root, out, **base))
+@pytest.fixture(scope="module")
+def adapt_cfg(tiny_config):
+    """``adapt_cfg(root, out, src_dir, **{"dotted.key": value})`` -> a SHOT config adapting ``src_dir``."""
+    def make(root, out, src_dir, **kw):
+        base = {"name": "tiny/shot", "method.name": "shot", "method.cls_par": 0.3,
+                "source.checkpoint": str(src_dir), "optim.lr": 0.01, "optim.epochs": 3}
+        base.update(kw)
+        return config_from_dict(tiny_config(root, out, **base))
+    return make
 
 
 @pytest.fixture(scope="module")
-def source(two_domains, tmp_path_factory):
+def source(two_domains, tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("runs")
-    cfg = _source_cfg(two_domains, out)
+    cfg = config_from_dict(tiny_config(two_domains, out, **{"name": "tiny/source", "method.name": "source"}))
     m = run_stage(cfg)
     return run_dir(cfg), m, out
 
@@ -45,9 +43,9 @@ def test_source_stage_outputs(source):
     assert json.loads((d / "metrics.json").read_text())["accuracy"] == m["accuracy"]
 
 
-def test_adaptation_raises_target_accuracy_and_keeps_the_classifier(two_domains, source, tmp_path):
+def test_adaptation_raises_target_accuracy_and_keeps_the_classifier(two_domains, source, tmp_path, adapt_cfg):
     src_dir, sm, _ = source
-    cfg = _adapt_cfg(two_domains, tmp_path, src_dir)
+    cfg = adapt_cfg(two_domains, tmp_path, src_dir)
     m = run_stage(cfg)
     assert m["source_only_accuracy"] == pytest.approx(sm["source_only"]["target"], abs=1e-6)
     assert m["accuracy"] > m["source_only_accuracy"] + 10, (m["source_only_accuracy"], m["accuracy"])
@@ -67,23 +65,23 @@ def test_adaptation_raises_target_accuracy_and_keeps_the_classifier(two_domains,
     assert not torch.equal(src.netB.bottleneck.weight, tgt.netB.bottleneck.weight)
 
 
-def test_resume_after_interruption_gives_the_same_result(two_domains, source, tmp_path):
+def test_resume_after_interruption_gives_the_same_result(two_domains, source, tmp_path, adapt_cfg):
     src_dir = source[0]
-    full = run_stage(_adapt_cfg(two_domains, tmp_path / "a", src_dir))
-    cfg = _adapt_cfg(two_domains, tmp_path / "b", src_dir)
+    full = run_stage(adapt_cfg(two_domains, tmp_path / "a", src_dir))
+    cfg = adapt_cfg(two_domains, tmp_path / "b", src_dir)
     assert run_stage(cfg, stop_after_epoch=1) is None
     assert (run_dir(cfg) / "state.pt").exists() and not (run_dir(cfg) / "metrics.json").exists()
     resumed = run_stage(cfg)
     assert resumed["accuracy"] == full["accuracy"]
     assert [h.get("accuracy") for h in resumed["history"]] == [h.get("accuracy") for h in full["history"]]
     assert resumed["history"][2]["loss"] == pytest.approx(full["history"][2]["loss"], rel=1e-6)
-    a, b = (torch.load(run_dir(c) / "target_F.pt") for c in (_adapt_cfg(two_domains, tmp_path / "a", src_dir), cfg))
+    a, b = (torch.load(run_dir(c) / "target_F.pt") for c in (adapt_cfg(two_domains, tmp_path / "a", src_dir), cfg))
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
 
 
-def test_finished_run_is_not_redone(two_domains, source, tmp_path):
-    cfg = _adapt_cfg(two_domains, tmp_path, source[0], **{"optim.epochs": 1})
+def test_finished_run_is_not_redone(two_domains, source, tmp_path, adapt_cfg):
+    cfg = adapt_cfg(two_domains, tmp_path, source[0], **{"optim.epochs": 1})
     first = run_stage(cfg)
     stamp = (run_dir(cfg) / "metrics.json").stat().st_mtime_ns
     again = run_stage(cfg)
@@ -94,33 +92,34 @@ def test_finished_run_is_not_redone(two_domains, source, tmp_path):
     assert (run_dir(cfg) / "metrics.json").stat().st_mtime_ns != stamp
 
 
-def test_same_seed_replays_and_another_seed_differs(two_domains, source, tmp_path):
-    a = run_stage(_adapt_cfg(two_domains, tmp_path / "a", source[0], **{"optim.epochs": 2}))
-    b = run_stage(_adapt_cfg(two_domains, tmp_path / "b", source[0], **{"optim.epochs": 2}))
-    c = run_stage(_adapt_cfg(two_domains, tmp_path / "c", source[0], **{"optim.epochs": 2, "seed": 1}))
+def test_same_seed_replays_and_another_seed_differs(two_domains, source, tmp_path, adapt_cfg):
+    a = run_stage(adapt_cfg(two_domains, tmp_path / "a", source[0], **{"optim.epochs": 2}))
+    b = run_stage(adapt_cfg(two_domains, tmp_path / "b", source[0], **{"optim.epochs": 2}))
+    c = run_stage(adapt_cfg(two_domains, tmp_path / "c", source[0], **{"optim.epochs": 2, "seed": 1}))
     strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h]  # noqa: E731
     assert strip(a["history"]) == strip(b["history"])
     assert [h.get("loss") for h in a["history"]] != [h.get("loss") for h in c["history"]]
 
 
-def test_shot_im_runs_without_pseudo_labels(two_domains, source, tmp_path):
-    m = run_stage(_adapt_cfg(two_domains, tmp_path, source[0], **{"method.cls_par": 0.0, "optim.epochs": 1}))
+def test_shot_im_runs_without_pseudo_labels(two_domains, source, tmp_path, adapt_cfg):
+    m = run_stage(adapt_cfg(two_domains, tmp_path, source[0], **{"method.cls_par": 0.0, "optim.epochs": 1}))
     assert m["label"] == "SHOT-IM" and "pl_accuracy" not in m["history"][0]
 
 
-def test_checkpoint_for_other_class_count_is_refused(two_domains, source, tmp_path):
+def test_checkpoint_for_other_class_count_is_refused(two_domains, source, tmp_path, adapt_cfg):
     from sfda.errors import CheckpointError
-    cfg = _adapt_cfg(two_domains, tmp_path, source[0], **{"data.num_classes": 5})
+    cfg = adapt_cfg(two_domains, tmp_path, source[0], **{"data.num_classes": 5})
     with pytest.raises(CheckpointError, match="has 4 classes but the config has data.num_classes=5"):
         run_stage(cfg)
 
 
-def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_domains, source, tmp_path, monkeypatch):
+def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_domains, source, tmp_path, monkeypatch,
+                                                                          adapt_cfg):
     from sfda.errors import SfdaError
     from sfda.methods.shot import SHOT
 
     src_dir, _, _ = source
-    cfg = _adapt_cfg(two_domains, tmp_path, src_dir)
+    cfg = adapt_cfg(two_domains, tmp_path, src_dir)
     real = SHOT.training_step
 
     def poisoned(self, batch, info):  # finite in the first epoch, NaN from the second on
@@ -199,11 +198,11 @@ def test_the_run_logs_weighting_reports_and_keeps_the_first_and_last_samples(tmp
     assert WeightingOutput(tmp_path, log, 1).record(0, WeightingReport()) == {}
 
 
-def test_resume_with_ns_gives_the_same_history_and_saved_scores(two_domains, source, tmp_path):
+def test_resume_with_ns_gives_the_same_history_and_saved_scores(two_domains, source, tmp_path, adapt_cfg):
     kw = {"weighting": {"name": "ns", "m": 4, "sigma": 0.6}, "sampler": {"name": "cbs"}}
-    full_cfg = _adapt_cfg(two_domains, tmp_path / "a", source[0], **kw)
+    full_cfg = adapt_cfg(two_domains, tmp_path / "a", source[0], **kw)
     full = run_stage(full_cfg)
-    cfg = _adapt_cfg(two_domains, tmp_path / "b", source[0], **kw)
+    cfg = adapt_cfg(two_domains, tmp_path / "b", source[0], **kw)
     assert run_stage(cfg, stop_after_epoch=2) is None
     assert set(torch.load(run_dir(cfg) / "ns_scores.pt")) == {"first"}
     resumed = run_stage(cfg)

@@ -3,7 +3,6 @@ and the weights of an uninterrupted run (CPU, fixed seed, separate output roots)
 between steps is left out of its saved state."""
 import pytest
 import torch
-from helpers import tiny_config_dict
 
 from sfda.config import config_from_dict
 from sfda.datatypes import Inference
@@ -23,13 +22,22 @@ ADAPT = {  # a short adaptation per method (2 epochs, stopped after the first)
 }
 
 
-def _config(root, out, **kw):
-    return config_from_dict(tiny_config_dict(root, out, **kw))
+@pytest.fixture(scope="module")
+def make_config(tiny_config):
+    """``make_config(root, out, **{"dotted.key": value})`` -> the tiny config, loaded."""
+    def make(root, out, **kw):
+        return config_from_dict(tiny_config(root, out, **kw))
+    return make
 
 
-def _adapt_config(root, out, source_dir, case):
-    return _config(root, out, **{"name": f"tiny/{case}", "source.checkpoint": str(source_dir), "optim.epochs": 2,
-                                 "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1, **ADAPT[case]})
+@pytest.fixture(scope="module")
+def adapt_config(make_config):
+    """``adapt_config(root, out, source_dir, case)`` -> the short adaptation ``ADAPT[case]`` of ``source_dir``."""
+    def make(root, out, source_dir, case):
+        return make_config(root, out, **{"name": f"tiny/{case}", "source.checkpoint": str(source_dir),
+                                         "optim.epochs": 2, "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1,
+                                         **ADAPT[case]})
+    return make
 
 
 def _without_times(metrics: dict) -> dict:
@@ -49,17 +57,17 @@ def _assert_same_run(full_cfg, resumed_cfg, full: dict, resumed: dict, stage: st
 
 
 @pytest.fixture(scope="module")
-def source(two_domains, tmp_path_factory):
+def source(two_domains, tmp_path_factory, make_config):
     """An uninterrupted source run: the reference of the source resume test and the adaptations' source model."""
-    cfg = _config(two_domains, tmp_path_factory.mktemp("resume_source"), **SOURCE)
+    cfg = make_config(two_domains, tmp_path_factory.mktemp("resume_source"), **SOURCE)
     metrics = run_stage(cfg)
     assert metrics["val_accuracy"] > 90
     return cfg, metrics
 
 
-def test_source_training_resumes_exactly(two_domains, source, tmp_path):
+def test_source_training_resumes_exactly(two_domains, source, tmp_path, make_config):
     full_cfg, full = source
-    cfg = _config(two_domains, tmp_path, **SOURCE)
+    cfg = make_config(two_domains, tmp_path, **SOURCE)
     assert run_stage(cfg, stop_after_epoch=2) is None
     state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)
     assert state["epoch_done"] == 2 and state["best"]["epoch"] in (1, 2)  # the best weights so far travel along
@@ -69,14 +77,14 @@ def test_source_training_resumes_exactly(two_domains, source, tmp_path):
 
 
 @pytest.mark.parametrize("case", list(ADAPT))
-def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case):
+def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case, adapt_config):
     source_dir = run_dir(source[0])
-    full_cfg = _adapt_config(two_domains, tmp_path / "full", source_dir, case)
+    full_cfg = adapt_config(two_domains, tmp_path / "full", source_dir, case)
     full = run_stage(full_cfg)
     assert [h["epoch"] for h in full["history"]] == [0, 1, 2] and full["history"][-1]["accuracy"] == full["accuracy"]
     if case in ("nrc", "aad", "cowa"):
         assert full["accuracy"] > full["source_only_accuracy"] + 10, (full["source_only_accuracy"], full["accuracy"])
-    cfg = _adapt_config(two_domains, tmp_path / "resumed", source_dir, case)
+    cfg = adapt_config(two_domains, tmp_path / "resumed", source_dir, case)
     assert run_stage(cfg, stop_after_epoch=1) is None
     state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)["method"]
     if case in ("nrc", "aad"):  # the memory banks travel with the resume state
@@ -90,9 +98,9 @@ def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case):
 
 
 @pytest.mark.parametrize("name", ["source", "shot", "nrc", "aad", "cowa"])
-def test_everything_a_method_keeps_is_in_its_state(two_domains, tmp_path, name):
+def test_everything_a_method_keeps_is_in_its_state(two_domains, tmp_path, name, make_config):
     """Attributes set by setup() and the hooks are either saved state or rebuilt by setup() from the config."""
-    cfg = _config(two_domains, tmp_path, **{"method.name": name})
+    cfg = make_config(two_domains, tmp_path, **{"method.name": name})
     model = build_model(cfg)
     method = METHODS.get(name)(model, 4, dict(cfg.method), cfg)
 

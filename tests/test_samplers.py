@@ -12,8 +12,6 @@ from sfda.registry import SAMPLERS
 from sfda.samplers import build_sampler
 from sfda.samplers.class_aware import ProgressivelyBalancedSampler
 
-from helpers import make_two_domain_set, tiny_config_dict
-
 # class 3 is empty; -1 marks an unlabelled sample
 COUNTS = [400, 100, 25, 0, 75]
 LABELS = torch.cat([torch.full((n,), k) for k, n in enumerate(COUNTS)] + [torch.full((10,), -1)])
@@ -128,11 +126,12 @@ def test_sampler_errors():
         _sampler("cbs").sample_weights(torch.full((4,), -1), 0, 1)
 
 
-def test_samplers_in_source_training_and_in_shot_use_the_current_labels(tmp_path_factory):
+def test_samplers_in_source_training_and_in_shot_use_the_current_labels(tmp_path_factory, make_two_domain_set,
+                                                                        tiny_config):
     # an imbalanced target: pseudo-label counts decide the draws
     root = make_two_domain_set(tmp_path_factory.mktemp("smp"), per_class=6, seed=5)
     out = tmp_path_factory.mktemp("runs")
-    src = config_from_dict(tiny_config_dict(root, out, **{"name": "src_cbs", "method.name": "source",
+    src = config_from_dict(tiny_config(root, out, **{"name": "src_cbs", "method.name": "source",
                                                           "optim.epochs": 1, "data.batch_size": 8,
                                                           "sampler": {"name": "cbs"}}))
     m = run_stage(src)
@@ -148,7 +147,7 @@ def test_samplers_in_source_training_and_in_shot_use_the_current_labels(tmp_path
 
     ClassBalancedSampler.build = spy
     try:
-        a = run_stage(config_from_dict(tiny_config_dict(root, out, **{
+        a = run_stage(config_from_dict(tiny_config(root, out, **{
             "name": "shot_cbs", "method.name": "shot", "source.checkpoint": str(run_dir(src)), "optim.epochs": 2,
             "data.batch_size": 8, "sampler": {"name": "cbs"}})))
     finally:

@@ -77,7 +77,7 @@ class Params:
     def to_dict(self) -> Dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    def replace(self, **changes: Any) -> "Params":
+    def replace(self, **changes: Any) -> Params:
         return build_params(type(self), {**self.to_dict(), **changes})
 
 

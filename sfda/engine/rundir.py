@@ -138,7 +138,7 @@ class RunLock:
         self.path = self.folder / LOCK_FILE
         self._fd: Optional[int] = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

@@ -10,8 +10,8 @@ import torch
 from ..datatypes import Inference
 from ..errors import SfdaError
 from ..neighbours import KnnBackend, MemoryBank
-from ..params import Params, param
-from .base import Batch, Method, StepInfo
+from ..params import param
+from .base import Batch, Method, MethodParams, StepInfo
 
 
 def diversity(probs: torch.Tensor, epsilon: float) -> torch.Tensor:
@@ -24,7 +24,7 @@ class NeighbourhoodMethod(Method):
     """Base of NRC and AaD: bank set-up, K schedule."""
 
     @dataclass
-    class Params(Params):
+    class Params(MethodParams):
         k: int = param(3, low=1, help="nearest neighbours (Office-Home script: 3; VisDA-C: 5)")
         switch_k: int = param(0, low=0, help="0: K fixed; > 0: K from switch_progress on (the Office-Home "
                                                "code's hidden switch)")

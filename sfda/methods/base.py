@@ -20,6 +20,7 @@ with ``state_dict``/``load_state_dict`` (criterion, memory banks); keep whatever
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Union
 
 import torch
@@ -30,7 +31,12 @@ from ..models.network import SFDANet
 from ..params import Params as ParamsBase
 from ..params import hparams_for
 
-__all__ = ["Batch", "EvalPolicy", "Inference", "Method", "StepInfo", "StepOutput", "freeze"]
+__all__ = ["Batch", "EvalPolicy", "Inference", "Method", "MethodParams", "StepInfo", "StepOutput", "freeze"]
+
+
+@dataclass
+class MethodParams(ParamsBase):
+    """Base of a method's ``Params`` (``class Params(MethodParams)`` inside the method's class)."""
 
 
 class Method:

@@ -42,9 +42,9 @@ import torch.nn.functional as F
 
 from ..datatypes import Inference
 from ..errors import SfdaError
-from ..params import Params, param
+from ..params import param
 from ..registry import METHODS
-from .base import Batch, Method, StepInfo, StepOutput
+from .base import Batch, Method, MethodParams, StepInfo, StepOutput
 
 Coefficient = Literal["jmds", "lpg", "ppl", "none"]
 
@@ -152,7 +152,7 @@ class CoWA(Method):
     label = "CoWA"
 
     @dataclass
-    class Params(Params):
+    class Params(MethodParams):
         coeff: Coefficient = param("jmds", help="per-sample confidence: jmds (LPG x PPL), lpg, ppl or none (1: use "
                                                 "a weighter instead)")
         alpha: float = param(0.2, low=0.0, help="mixup Beta(alpha, alpha) (Office-Home script 0.2; 0: no mixup)")

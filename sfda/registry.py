@@ -12,9 +12,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 from .errors import ConfigError
+from .params import build_params, params_class
 
 
 class Registry:
@@ -60,6 +61,13 @@ class Registry:
             raise ConfigError(f"{where}unknown {self.kind} '{name}'{suggest(str(name), self.names())}; "
                               f"`sfda list` shows the registered ones")
         return obj
+
+    def build(self, name: str, values: Mapping[str, Any], *args: Any, key: str, prefix: str, **kwargs: Any) -> Any:
+        """The component registered as ``name``, made as ``cls(*args, **kwargs, hparams=...)`` with its ``Params``
+        from ``values`` (a config section; a ``name`` entry that is no parameter is skipped), checked as the
+        config loader checks them. ``key`` names the name's setting and ``prefix`` the section in errors."""
+        cls = self.get(name, key=key)
+        return cls(*args, **kwargs, hparams=build_params(params_class(cls), dict(values), prefix=prefix))
 
     def __contains__(self, name: str) -> bool:
         self._load()

@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional, Type, Union, cast
 import torch
 from torch import nn
 
-from ..params import Params, build_params, hparams_for, params_class
+from ..params import Params, hparams_for
 from ..registry import LOSSES
 
 # the config section a programmatically built loss is reported under (``GCE(10, q=0)``); from a config file
@@ -64,5 +64,4 @@ class Loss(nn.Module):
 def build_loss(spec: Dict[str, Any], num_classes: int) -> Loss:
     """The loss of a config section ``{name: ..., <its params>}`` (checked again here, as a programmatic call
     may not come from the config loader)."""
-    cls = LOSSES.get(spec["name"], key="loss name")
-    return cls(num_classes, hparams=build_params(params_class(cls), dict(spec), prefix=KEY_PREFIX))
+    return LOSSES.build(spec["name"], spec, num_classes, key="loss name", prefix=KEY_PREFIX)

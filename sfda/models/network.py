@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..params import build_params, params_class
 from ..registry import BACKBONES
 from .heads import Bottleneck, Classifier
 
@@ -26,9 +25,8 @@ class SFDANet(nn.Module):
 
 def build_model(cfg) -> SFDANet:
     m = cfg.model
-    factory = BACKBONES.get(m.backbone, key="model.backbone")
-    hparams = build_params(params_class(factory), dict(m.params), prefix="model.params.")
-    netF = factory(pretrained=m.pretrained, weights_path=m.weights_path, hparams=hparams)
+    netF = BACKBONES.build(m.backbone, m.params, key="model.backbone", prefix="model.params.",
+                           pretrained=m.pretrained, weights_path=m.weights_path)
     dim = getattr(netF, "out_features", None)
     if not dim:
         raise ConfigError(f"backbone '{m.backbone}' does not declare out_features")

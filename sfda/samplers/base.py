@@ -8,7 +8,7 @@ from typing import Any, Optional
 import torch
 from torch.utils.data import Sampler
 
-from ..params import NoParams, build_params, hparams_for, params_class
+from ..params import NoParams, hparams_for
 from ..params import Params as ComponentParams
 from ..registry import SAMPLERS
 
@@ -38,6 +38,4 @@ class Shuffle(ClassSampler):
 
 def build_sampler(cfg: Any, num_classes: int) -> ClassSampler:
     """The configured sampler (``sampler.name``; ``none`` shuffles)."""
-    spec = cfg.sampler
-    cls = SAMPLERS.get(spec["name"], key="sampler.name")
-    return cls(num_classes, hparams=build_params(params_class(cls), dict(spec), prefix="sampler."))
+    return SAMPLERS.build(cfg.sampler.name, cfg.sampler, num_classes, key="sampler.name", prefix="sampler.")

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Literal, Optional
 import torch
 
 from ..datatypes import WeightInput
-from ..params import NoParams, build_params, hparams_for, param, params_class
+from ..params import NoParams, hparams_for, param
 from ..params import Params as ComponentParams
 from ..registry import WEIGHTERS
 
@@ -143,6 +143,4 @@ class Uniform(Weighter):
 
 def build_weighter(cfg: Any, num_classes: int) -> Weighter:
     """The configured weighter (``weighting.name``; ``none`` averages the loss unweighted)."""
-    spec = cfg.weighting
-    cls = WEIGHTERS.get(spec["name"], key="weighting.name")
-    return cls(num_classes, hparams=build_params(params_class(cls), dict(spec), prefix="weighting."))
+    return WEIGHTERS.build(cfg.weighting.name, cfg.weighting, num_classes, key="weighting.name", prefix="weighting.")

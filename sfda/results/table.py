@@ -11,7 +11,7 @@ import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 from .paper import PAPER, is_single_domain, task_display
 
@@ -91,10 +91,7 @@ def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool
     metric = runs[0].get("metric", "accuracy")
     seeds = sorted({m["seed"] for m in runs})
     head = ["method"] + [task_display(t) for t in tasks] + ["avg"]
-    lines = [f"### {bench} ({metric}, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    paper_rows = info["rows"] if paper else []
-    used = set()
+    ours = {}
     for label, per_task in rows.items():
         cells = [_cell(per_task.get(t, []), std) for t in tasks]
         means = [statistics.fmean(per_task[t]) for t in tasks if per_task.get(t)]
@@ -102,21 +99,43 @@ def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool
         avg = f"{statistics.fmean(means):.1f}" if means else ""
         if avg and (n_tasks < len(full) or not complete_set):
             avg += f" ({n_tasks}/{len(full)} tasks)"
-        lines.append("| " + " | ".join([f"**{label}** (ours)"] + cells + [avg]) + " |")
+        ours[label] = _md_row([f"**{label}** (ours)"] + cells + [avg])
+
+    def paper_line(label: str, source: str, vals: dict) -> str:
+        avg = f"{vals['avg']:.1f}" if "avg" in vals else ""
+        return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks) + [avg])
+
+    title = f"### {bench} ({metric}, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})"
+    return "\n".join(_header(title, head) + _with_paper_rows(ours, info["rows"] if paper else [], paper_line))
+
+
+def _md_row(cells: List[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _header(title: str, head: List[str]) -> List[str]:
+    return [title, "", _md_row(head), "|" + "---|" * len(head)]
+
+
+def _paper_cells(vals: dict, tasks: List[str]) -> List[str]:
+    return [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]
+
+
+def _with_paper_rows(ours: Dict[str, str], paper_rows: list, paper_line: Callable[[str, str, dict], str],
+                     keep_unmatched: Callable[[dict], bool] = lambda vals: True) -> List[str]:
+    """Each of our rows (label -> Markdown line) followed by the published rows of the same label, then the
+    published rows that matched none of ours (those with ``keep_unmatched(values)``)."""
+    lines, used = [], set()
+    for label, line in ours.items():
+        lines.append(line)
         for i, (plabel, src, vals) in enumerate(paper_rows):
             if _norm(plabel) == _norm(label):
                 used.add(i)
-                lines.append(_paper_line(plabel, src, vals, tasks))
+                lines.append(paper_line(plabel, src, vals))
     for i, (plabel, src, vals) in enumerate(paper_rows):
-        if i not in used:
-            lines.append(_paper_line(plabel, src, vals, tasks))
-    return "\n".join(lines)
-
-
-def _paper_line(label, source, vals, tasks) -> str:
-    cells = [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]
-    avg = f"{vals['avg']:.1f}" if "avg" in vals else ""
-    return "| " + " | ".join([f"{label} ({source})"] + cells + [avg]) + " |"
+        if i not in used and keep_unmatched(vals):
+            lines.append(paper_line(plabel, src, vals))
+    return lines
 
 
 def render_single(bench: str, runs: List[dict], info: dict, paper: bool = True, std: bool = True) -> str:
@@ -131,22 +150,14 @@ def render_single(bench: str, runs: List[dict], info: dict, paper: bool = True, 
     metric = runs[0].get("metric", "accuracy")
     seeds = sorted({m["seed"] for m in runs})
     head = ["method"] + [names.get(t, t) for t in tasks]
-    lines = [f"### {bench} ({metric} on the held-out split, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    paper_rows = info["rows"] if paper else []
-    used = set()
-    for label, per_task in rows.items():
-        cells = [_cell(list(per_task[t].values()), std) if t in per_task else "" for t in tasks]
-        lines.append("| " + " | ".join([f"**{label}** (ours)"] + cells) + " |")
-        for i, (plabel, src, vals) in enumerate(paper_rows):
-            if _norm(plabel) == _norm(label):
-                used.add(i)
-                lines.append(_paper_single(plabel, src, vals, tasks))
-    for i, (plabel, src, vals) in enumerate(paper_rows):
-        if i not in used and any(t in vals for t in tasks):
-            lines.append(_paper_single(plabel, src, vals, tasks))
-    return "\n".join(lines)
+    ours = {label: _md_row([f"**{label}** (ours)"] +
+                           [_cell(list(per_task[t].values()), std) if t in per_task else "" for t in tasks])
+            for label, per_task in rows.items()}
 
+    def paper_line(label: str, source: str, vals: dict) -> str:
+        return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks))
 
-def _paper_single(label, source, vals, tasks) -> str:
-    return "| " + " | ".join([f"{label} ({source})"] + [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]) + " |"
+    title = (f"### {bench} ({metric} on the held-out split, %; ours: mean ± std over seeds "
+             f"{', '.join(map(str, seeds))})")
+    return "\n".join(_header(title, head) + _with_paper_rows(ours, info["rows"] if paper else [], paper_line,
+                                                             lambda vals: any(t in vals for t in tasks)))

@@ -1,4 +1,4 @@
 """Training methods (source training, SHOT, ...), registered by name; see :mod:`sfda.methods.base`."""
-from .base import Batch, Method, StepInfo, StepOutput
+from .base import Batch, Method, MethodParams, StepInfo, StepOutput
 
-__all__ = ["Batch", "Method", "StepInfo", "StepOutput"]
+__all__ = ["Batch", "Method", "MethodParams", "StepInfo", "StepOutput"]

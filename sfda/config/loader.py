@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..params import NoParams, ParamError, check_value, default_of, fields_of, params_class
 from ..paths import CONFIGS_DIR
 from ..registry import BACKBONES, FORMATS, suggest
-from .defaults import DEFAULTS, RELATIVE_TO_FILE
+from .defaults import CONSTRAINTS, DEFAULTS, RELATIVE_TO_FILE
 from .node import Cfg, Component
 
 BASE_KEY = "_base_"
@@ -246,7 +246,25 @@ def _resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: s
             else:
                 out[k] = _resolve(None, d, path + (k,), where, src) if isinstance(d, (dict, Component)) else copy.deepcopy(d)
         return out
-    return _check_type(user, schema, dotted, loc)
+    return _check_constraint(_check_type(user, schema, dotted, loc), path, loc)
+
+
+def _check_constraint(value: Any, path: Tuple[str, ...], loc: str) -> Any:
+    """Range, allowed values or pattern of a base-schema key (``defaults.CONSTRAINTS``)."""
+    rule = CONSTRAINTS.get(path)
+    if rule is None or value is None:
+        return value
+    why = f" ({rule['why']})" if "why" in rule else ""
+    if "pattern" in rule:
+        if not re.match(rule["pattern"], str(value)):
+            raise ConfigError(f"{loc}: '{'.'.join(path)}' must be one of {rule['example']}, got {value!r}")
+        return value
+    meta = {"low": None, "high": None, "low_open": False, "high_open": False, "choices": None}
+    meta.update({k: v for k, v in rule.items() if k in meta})
+    try:
+        return check_value(Any, meta, value)
+    except ValueError as e:
+        raise ConfigError(f"{loc}: '{'.'.join(path)}' {e}{why}") from None
 
 
 def _check_open_sections(cfg: Cfg, where: Where, src: str) -> None:

@@ -74,16 +74,40 @@ def test_a_changed_source_override_trains_a_new_source_model(configs):
 
 def test_mismatched_input_size_is_one_line_naming_both_values(configs, tmp_path):
     adapt_file, _ = configs
-    cfg = load_config(adapt_file, ["data.resize_size=20"])
+    cfg = load_config(adapt_file, ["data.transform=imagenet", "data.resize_size=20", "data.crop_size=16"])
     saved = tmp_path / "src_model"
     saved.mkdir()
-    (saved / "config.yaml").write_text(yaml.safe_dump({"data": {"resize_size": 16, "crop_size": 16,
-                                                                "transform": "tiny16", "num_classes": 4},
-                                                       "model": cfg.model.to_dict()}))
+    source_cfg = cfg.to_dict()
+    source_cfg["data"].update({"resize_size": 16})
+    (saved / "config.yaml").write_text(yaml.safe_dump(source_cfg))
     with pytest.raises(ConfigError) as e:
         check_source_matches(cfg, saved)
-    assert str(e.value).startswith("'data.resize_size' is 20 here but the source model in") and "trained with 16" in str(e.value)
-    assert "\n" not in str(e.value)
+    assert str(e.value) == (f"'data.resize_size' is 20 here but the source model in {saved} was trained with 16; "
+                            "use the same value (or train a source model for this one)")
+    source_cfg["data"].update({"resize_size": 20})
+    source_cfg["model"]["bottleneck_dim"] = 8
+    (saved / "config.yaml").write_text(yaml.safe_dump(source_cfg))
+    with pytest.raises(ConfigError, match="'model.bottleneck_dim' is 32 here but .* trained with 8"):
+        check_source_matches(cfg, saved)
+
+
+def test_every_shipped_adaptation_config_agrees_with_its_source_config(tmp_path):
+    """Training augmentation may differ (digits_aug vs digits); the evaluation-time input may not."""
+    from sfda.commands.listing import shipped_configs
+    from sfda.config import dump_config
+    from sfda.registry import METHODS
+
+    checked = 0
+    for name in shipped_configs():
+        cfg = load_config(name)
+        if METHODS.get(cfg.method.name).stage == "source" or not cfg.source.config:
+            continue
+        folder = tmp_path / str(checked)
+        folder.mkdir()
+        (folder / "config.yaml").write_text(dump_config(source_config(cfg, [])))
+        check_source_matches(cfg, folder)
+        checked += 1
+    assert checked > 100
 
 
 def test_sfda_run_trains_then_reuses_the_source_and_source_set_makes_another(configs, capsys):

@@ -30,8 +30,9 @@ CARRIED: Tuple[str, ...] = ("seed", "output_root", "device", "deterministic", "d
                             "data.cache_images", "data.skip_bad_images")
 # what the source model and its adaptation must agree on
 MUST_MATCH: Tuple[str, ...] = ("model.backbone", "model.params", "model.bottleneck_dim", "model.bottleneck",
-                               "model.classifier", "data.num_classes", "data.transform", "data.resize_size",
-                               "data.crop_size")
+                               "model.classifier", "data.num_classes")
+# the evaluation-time input (image mode, size, normalisation) comes from these; training augmentation may differ
+INPUT_KEYS: Tuple[str, ...] = ("data.transform", "data.resize_size", "data.crop_size")
 
 
 def _key(item: str) -> str:
@@ -94,14 +95,26 @@ def check_source_matches(cfg: Cfg, source_dir: Path) -> None:
         saved = yaml.safe_load(saved_file.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return
-    for key in MUST_MATCH:
-        theirs, ours = _get(saved, key), _get(cfg, key)
-        if theirs is None and key == "model.params":
-            theirs = {}
-        if _plain(theirs) != _plain(ours):
-            raise ConfigError(f"'{key}' is {json.dumps(_plain(ours))} here but the source model in {source_dir} was "
-                              f"trained with {json.dumps(_plain(theirs))}; use the same value (or train a source "
-                              "model for this one)")
+    mismatched = [key for key in MUST_MATCH if _plain(_get(saved, key) if _get(saved, key) is not None or
+                                                     key != "model.params" else {}) != _plain(_get(cfg, key))]
+    if not mismatched and _eval_input(saved) != _eval_input(cfg):
+        mismatched = [key for key in INPUT_KEYS if _get(saved, key) != _get(cfg, key)] or list(INPUT_KEYS[:1])
+    if mismatched:
+        key = mismatched[0]
+        ours, theirs = _plain(_get(cfg, key)), _plain(_get(saved, key))
+        raise ConfigError(f"'{key}' is {json.dumps(ours)} here but the source model in {source_dir} was trained "
+                          f"with {json.dumps(theirs)}; use the same value (or train a source model for this one)")
+
+
+def _eval_input(cfg: Any) -> str:
+    """The evaluation-time input pipeline a config gives (mode, deterministic resize, test transform)."""
+    from ..registry import TRANSFORMS
+
+    name = _get(cfg, "data.transform")
+    if name not in TRANSFORMS:
+        return f"unknown transform {name!r}"
+    spec = TRANSFORMS.get(name)(resize_size=_get(cfg, "data.resize_size"), crop_size=_get(cfg, "data.crop_size"))
+    return f"{spec.mode} | {spec.pre!r} | {spec.test!r}"
 
 
 def _plain(value: Any) -> Any:

@@ -133,7 +133,7 @@ def _fmt_range(meta: dict) -> str:
 def check_value(tp: Any, meta: dict, value: Any) -> Any:
     """``value`` converted to the field's type, or :class:`ValueError` with the reason (no key in it)."""
     if tp is Any:
-        return value
+        return check_constraints(meta, value)
     tp, optional = _strip_optional(tp)
     if value is None:
         if optional:
@@ -181,6 +181,11 @@ def check_value(tp: Any, meta: dict, value: Any) -> Any:
     elif origin in (dict, Dict) or tp is dict:
         if not isinstance(value, dict):
             raise ValueError(f"must be a mapping, got {value!r}")
+    return check_constraints(meta, value)
+
+
+def check_constraints(meta: dict, value: Any) -> Any:
+    """``value`` if it is among ``meta['choices']`` and inside ``meta``'s range, else :class:`ValueError`."""
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise ValueError(f"must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import load_config
 from ..data import digits_offline
 from ..engine.runlog import log, setup_console
-from ..engine.runner import run_stage, source_config
+from ..engine.runner import run_dir, run_stage, source_config
 
 STEPS = [("SHOT", "digits/shot/mnist5k_uci"), ("SHOT+NS-WS", "digits/shot_ns/mnist5k_uci")]
 
@@ -28,14 +28,16 @@ def run(a) -> int:
     common = [f"data.root={data}", f"output_root={a.out}", f"seed={a.seed}", "device=cpu" if a.cpu else "device=auto"]
     common += list(a.set or [])
     results = {}
-    scfg = source_config(load_config(STEPS[0][1], common), common, list(a.set or []))
+    scfg = source_config(load_config(STEPS[0][1], common), common)
     log.info(f"[2/4] source training on MNIST-5k ({scfg.optim.epochs} epochs, LeNet)")
     src = run_stage(scfg)
     if src is None:
         return 1
     for i, (label, name) in enumerate(STEPS, 3):
         log.info(f"[{i}/4] {label} on MNIST-5k -> UCI")
-        m = run_stage(load_config(name, common))
+        cfg = load_config(name, common)
+        cfg["_source_dir"] = str(run_dir(scfg))  # the source model trained above
+        m = run_stage(cfg)
         if m is None:
             return 1
         results[label] = m

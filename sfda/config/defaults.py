@@ -81,3 +81,37 @@ DEFAULTS = {
 
 # keys whose relative paths are resolved against the directory of the config file that sets them
 RELATIVE_TO_FILE = {("source", "config")}
+
+
+# Constraints on the keys above, checked when a config loads (the same checker as component parameters:
+# ``sfda.params.check_value``). A key without an entry only has its type checked.
+CONSTRAINTS = {
+    ("device",): {"pattern": r"^(auto|cpu|mps|cuda(:[0-9]+)?)$", "example": "auto, cpu, cuda or cuda:N"},
+    ("data", "batch_size"): {"low": 2, "why": "BatchNorm needs at least 2 samples per training batch"},
+    ("data", "test_batch_size"): {"low": 1},
+    ("data", "num_workers"): {"low": 0},
+    ("data", "num_classes"): {"low": 0},
+    ("data", "resize_size"): {"low": 1},
+    ("data", "crop_size"): {"low": 1},
+    ("data", "val_fraction"): {"low": 0.0, "high": 1.0, "high_open": True,
+                               "why": "the rest of the source images train the model"},
+    ("model", "bottleneck_dim"): {"low": 0},
+    ("model", "bottleneck"): {"choices": ("bn", "plain")},
+    ("model", "bottleneck_dropout"): {"low": 0.0, "high": 1.0, "high_open": True},
+    ("model", "classifier"): {"choices": ("wn", "linear")},
+    ("optim", "optimizer"): {"choices": ("sgd", "adamw")},
+    ("optim", "epochs"): {"low": 0},
+    ("optim", "lr"): {"low": 0.0, "low_open": True},
+    ("optim", "backbone_lr_mult"): {"low": 0.0},
+    ("optim", "bottleneck_lr_mult"): {"low": 0.0},
+    ("optim", "classifier_lr_mult"): {"low": 0.0},
+    ("optim", "momentum"): {"low": 0.0, "high": 1.0, "high_open": True},
+    ("optim", "weight_decay"): {"low": 0.0},
+    ("optim", "schedule"): {"choices": ("shot", "constant", "step", "cosine")},
+    ("optim", "gamma"): {"low": 0.0},
+    ("optim", "power"): {"low": 0.0},
+    ("optim", "warmup_epochs"): {"low": 0},
+    ("optim", "grad_clip"): {"low": 0.0},
+    ("eval", "metric"): {"choices": ("accuracy", "mean_class_accuracy")},
+    ("log", "progress"): {"choices": ("auto", "bar", "lines", "none")},
+}

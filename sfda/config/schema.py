@@ -6,11 +6,13 @@ line) and the closest valid key or the allowed values.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Tuple
 
 from ..errors import ConfigError
 from ..params import NoParams, ParamError, check_value, default_of, fields_of, params_class
 from ..registry import BACKBONES, FORMATS, suggest
+from .defaults import CONSTRAINTS
 from .files import Where
 from .node import Cfg, Component
 
@@ -114,7 +116,25 @@ def resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: st
             else:
                 out[k] = resolve(None, d, path + (k,), where, src) if isinstance(d, (dict, Component)) else copy.deepcopy(d)
         return out
-    return _check_type(user, schema, dotted, loc)
+    return _check_constraint(_check_type(user, schema, dotted, loc), path, loc)
+
+
+def _check_constraint(value: Any, path: Tuple[str, ...], loc: str) -> Any:
+    """Range, allowed values or pattern of a base-schema key (``defaults.CONSTRAINTS``)."""
+    rule = CONSTRAINTS.get(path)
+    if rule is None or value is None:
+        return value
+    why = f" ({rule['why']})" if "why" in rule else ""
+    if "pattern" in rule:
+        if not re.match(rule["pattern"], str(value)):
+            raise ConfigError(f"{loc}: '{'.'.join(path)}' must be one of {rule['example']}, got {value!r}")
+        return value
+    meta = {"low": None, "high": None, "low_open": False, "high_open": False, "choices": None}
+    meta.update({k: v for k, v in rule.items() if k in meta})
+    try:
+        return check_value(Any, meta, value)
+    except ValueError as e:
+        raise ConfigError(f"{loc}: '{'.'.join(path)}' {e}{why}") from None
 
 
 def check_open_sections(cfg: Cfg, where: Where, src: str) -> None:

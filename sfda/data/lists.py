@@ -36,7 +36,13 @@ def read_list(list_file: os.PathLike, num_classes: Optional[int] = None) -> List
     """Parse a list (plain or ``.gz``). Paths may contain spaces (the label is the last field)."""
     list_file = shipped_list(list_file)
     try:
-        text = gzip.decompress(list_file.read_bytes()).decode() if list_file.suffix == ".gz" else list_file.read_text()
+        raw = list_file.read_bytes()
+        raw = gzip.decompress(raw) if list_file.suffix == ".gz" else raw
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is dropped
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{list_file}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                        "save the list as UTF-8") from None
     except FileNotFoundError:
         raise DataError(f"data list '{list_file}' not found; check data.lists_dir and data.source/target, "
                         f"or make it with `sfda lists make --root DIR`") from None

@@ -17,14 +17,13 @@
 from __future__ import annotations
 
 import copy
-import errno
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import SfdaError
+from ..errors import SfdaError, os_cause
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -104,17 +103,31 @@ def make_folder(folder: Path) -> None:
                              "(set output_root= to a writable folder)") from None
 
 
-def os_cause(e: OSError) -> str:
-    """A short cause for an OS error (read-only file system, disk full, permission denied, ...)."""
-    if e.errno == errno.ENOSPC:
-        return "no space left on the device"
-    if e.errno == errno.EROFS:
-        return "read-only file system"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if e.errno == errno.ENOTDIR:
-        return "a file is in the way"
-    return e.strerror or type(e).__name__
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write a text file through a temporary file and a rename; on an OS error (disk full, read-only file
+    system) the temporary file is removed and the error is one line naming the path and the cause."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise RunFolderError(f"cannot write '{path}': {os_cause(e)}") from None
+
+
+def read_saved_config(folder: Path) -> Optional[Dict[str, Any]]:
+    """The resolved config a run folder was made with (its ``config.yaml``), or None."""
+    import yaml
+
+    f = Path(folder) / "config.yaml"
+    if not f.is_file():
+        return None
+    try:
+        data = yaml.safe_load(f.read_text())
+    except (OSError, yaml.YAMLError):
+        raise RunFolderError(f"cannot read '{f}': the run folder is damaged; delete it or add --force") from None
+    return data if isinstance(data, dict) else None
 
 
 def remove_stale_temporaries(folder: Path) -> List[str]:

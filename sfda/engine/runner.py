@@ -9,7 +9,6 @@ redone unless forced.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -28,15 +27,45 @@ from ..registry import METHODS, SAMPLERS, WEIGHTERS
 from ..samplers import build_sampler
 from ..weighting import build_weighter
 from .evaluate import classification_metrics, infer
+from .rundir import (
+    RunFolderError,
+    RunLock,
+    describe_differences,
+    differences,
+    identity,
+    make_folder,
+    read_saved_config,
+    remove_stale_temporaries,
+    short_hash,
+    write_text_atomic,
+)
 from .runlog import RunLog, log
 from .seed import seed_everything, set_deterministic
+from .stages import check_source_matches, describe_routing, source_config
 from .trainer import STATE_FILE, Trainer
 
 METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
+
+
+def run_name(cfg) -> str:
+    """The run's folder name under ``output_root``: the config's ``name``, plus ``+<hash>`` when the command
+    line (or a non-default source model) changed what the config's files alone would compute."""
+    files = cfg.get("_files")
+    if not files:
+        return cfg.name
+    ident = identity(cfg)
+    base = identity(load_config(files))
+    for tree in (ident, base):
+        tree.pop("seed", None)  # the seed has its own folder level
+    source_dir = cfg.get("_source_dir")
+    if source_dir and "+" in Path(source_dir).parent.name:
+        ident["source_run"] = Path(source_dir).parent.name
+    return cfg.name if ident == base else f"{cfg.name}+{short_hash(ident)}"
 
 
 def run_dir(cfg) -> Path:
-    return resolve_path(cfg.output_root) / cfg.name / f"seed{cfg.seed}"
+    return resolve_path(cfg.output_root) / run_name(cfg) / f"seed{cfg.seed}"
 
 
 def read_metrics(folder: Path) -> Optional[dict]:
@@ -50,9 +79,7 @@ def read_metrics(folder: Path) -> Optional[dict]:
 
 
 def write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(json.dumps(obj, indent=1), path)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -81,51 +108,55 @@ def run_label(cfg) -> str:
 
 
 def source_checkpoint_dir(cfg) -> Path:
+    """The folder of the source model an adaptation config starts from."""
     if cfg.source.checkpoint:
         return resolve_path(cfg.source.checkpoint)
+    if cfg.get("_source_dir"):
+        return Path(cfg["_source_dir"])
     if not cfg.source.config:
         raise ConfigError("adaptation needs source.checkpoint (a folder with source_F/B/C.pt) or source.config")
     return run_dir(source_config(cfg, cfg.get("_overrides", ())))
 
 
-SHARED_KEYS = ("seed", "output_root", "device", "deterministic")
-SHARED_DATA_KEYS = ("root", "num_workers", "cache_images", "skip_bad_images")
-
-
-def source_config(cfg, overrides=(), source_overrides=()) -> Cfg:
-    """The source-stage config of an adaptation config. Carried over: the shared settings (seed, output
-    root, device, data root and loading options), the command line's ``model.*`` overrides (the
-    architecture must match), then ``source_overrides`` (``sfda run --source-set``)."""
-    if not cfg.source.config:
-        raise ConfigError("source.config is not set: `sfda run` needs it to train the source model")
-    carried = [f"{k}={json.dumps(cfg[k])}" for k in SHARED_KEYS]
-    carried += [f"data.{k}={json.dumps(cfg.data[k])}" for k in SHARED_DATA_KEYS]
-    carried += [item for item in overrides if item.split("=", 1)[0].startswith("model.")]
-    return load_config(cfg.source.config, carried + list(source_overrides))
-
-
 def run_stage(cfg, *, force: bool = False, restart: bool = False,
               stop_after_epoch: Optional[int] = None) -> Optional[dict]:
+    """Run one stage in its run folder, or report it finished. The folder belongs to one resolved config and
+    one process at a time (see :mod:`sfda.engine.rundir`)."""
     method_cls = METHODS.get(cfg.method.name, key="method.name")
     out = run_dir(cfg)
-    done = read_metrics(out)
-    if done and done.get("finished") and not force:
-        score = done.get("score", done.get("accuracy", 0))
-        log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); use --force to run it again")
-        return done
-    out.mkdir(parents=True, exist_ok=True)
-    if restart or force:
-        for f in (STATE_FILE, METRICS_FILE):
-            (out / f).unlink(missing_ok=True)
-    (out / "config.yaml").write_text(dump_config(cfg))
-    runlog = RunLog(out, tensorboard=cfg.log.tensorboard)
-    t0 = time.time()
-    try:
-        runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
-        return _run(cfg, method_cls, out, runlog, stop_after_epoch, t0)
-    finally:
-        clear_cache()
-        runlog.close()
+    make_folder(out)
+    check_folder_config(cfg, out, force)  # config.yaml is written atomically: safe to read before the lock
+    with RunLock(out):
+        remove_stale_temporaries(out)
+        done = read_metrics(out)
+        if done and done.get("finished") and not (force or restart):
+            score = done.get("score", done.get("accuracy", 0))
+            log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); "
+                     "add --force to run it again from scratch")
+            return done
+        if restart or force:
+            for name in (STATE_FILE, METRICS_FILE):
+                (out / name).unlink(missing_ok=True)
+        write_text_atomic(dump_config(Cfg({k: v for k, v in cfg.items() if not str(k).startswith("_")})), out / CONFIG_FILE)
+        runlog = RunLog(out, tensorboard=cfg.log.tensorboard)
+        t0 = time.time()
+        try:
+            runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
+            return _run(cfg, method_cls, out, runlog, stop_after_epoch, t0)
+        finally:
+            clear_cache()
+            runlog.close()
+
+
+def check_folder_config(cfg, out: Path, force: bool) -> None:
+    """Refuse a folder that holds a run of another config (unless ``force``: it is then replaced)."""
+    saved = read_saved_config(out)
+    if saved is None or force:
+        return
+    diffs = differences(identity(saved), identity(cfg))
+    if diffs:
+        raise RunFolderError(f"the run folder {out} holds a run of another config ({describe_differences(diffs)}); "
+                             "add --force to replace it, or set name= to keep both")
 
 
 def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:
@@ -144,7 +175,8 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
                     f"{num_classes} classes")
     else:
         src_dir = source_checkpoint_dir(cfg)
-        load_fbc(model, src_dir, "source")
+        load_fbc(model, src_dir, "source")  # a checkpoint of another shape stops here, naming the file
+        check_source_matches(cfg, src_dir)  # same shapes, other input size / normalisation / settings
         runlog.info(f"loaded source model from {src_dir}")
         train_set = dataset_format.domain(cfg.data.target, train=True)
         eval_set = dataset_format.domain(cfg.data.target, train=False)
@@ -216,7 +248,8 @@ def run_config(path, overrides=(), *, stage: Optional[str] = None, **kw) -> Opti
 
 
 def run_both(path, overrides=(), source_overrides=(), **kw) -> Optional[dict]:
-    """`sfda run`: train the source model if it is not there yet, then adapt."""
+    """`sfda run`: train the source model if it is not there yet, then adapt (see :mod:`sfda.engine.stages`
+    for which override goes to which stage)."""
     cfg = load_config(path, overrides)
     cfg["_overrides"] = list(overrides)
     if METHODS.get(cfg.method.name).stage == "source":
@@ -224,11 +257,16 @@ def run_both(path, overrides=(), source_overrides=(), **kw) -> Optional[dict]:
     if not cfg.source.checkpoint:
         src_cfg = source_config(cfg, overrides, source_overrides)
         src_dir = run_dir(src_cfg)
+        routing = describe_routing(overrides, source_overrides)
+        if routing:
+            log.info(routing)
         if not has_fbc(src_dir, "source") or not (read_metrics(src_dir) or {}).get("finished"):
             log.info(f"training the source model first: {src_cfg['_file']}")
             finished = run_stage(src_cfg, restart=kw.get("restart", False), stop_after_epoch=kw.get("stop_after_epoch"))
             if finished is None:
                 return None
         else:
+            check_folder_config(src_cfg, src_dir, False)
             log.info(f"reusing the source model in {src_dir}")
+        cfg["_source_dir"] = str(src_dir)
     return run_stage(cfg, **kw)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, os_cause
 
 PARTS = ("F", "B", "C")
 
@@ -16,10 +16,14 @@ PARTS = ("F", "B", "C")
 def atomic_save(obj: Any, path: os.PathLike) -> None:
     """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except OSError as e:  # disk full, read-only file system, ...: one line, and no half-written file left
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write '{path}': {os_cause(e)}") from None
 
 
 def save_fbc(model, folder: os.PathLike, prefix: str = "source") -> None:
@@ -51,8 +55,10 @@ def load_fbc(model, folder: os.PathLike, prefix: str = "source") -> None:
                                   "or point source.checkpoint at a folder with source_F.pt, source_B.pt, source_C.pt")
         try:
             sd = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(f"checkpoint '{f}' cannot be read ({type(e).__name__}: {e})") from None
+        except Exception as e:  # noqa: BLE001 - torch raises many types for damaged or foreign files
+            raise CheckpointError(f"checkpoint '{f}' cannot be read ({type(e).__name__}): it is damaged or not a "
+                                  "state dict; retrain the source model or point source.checkpoint at another "
+                                  "folder") from None
         sd = _convert_keys(sd)
         net = getattr(model, f"net{part}")
         own = net.state_dict()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
@@ -16,12 +17,16 @@ from typing import Callable, Dict, Iterable, List, Optional
 from .paper import PAPER, is_single_domain, task_display
 
 
-def collect(root: Path) -> List[dict]:
+def collect(root: Path, warn=None) -> List[dict]:
+    """Finished runs under ``root``. A ``metrics.json`` that cannot be read is named (``warn``, default: a
+    warning line on stderr), never silently dropped."""
     runs = []
     for f in sorted(Path(root).rglob("metrics.json")):
         try:
             m = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            note = f"warning: cannot read {f} ({type(e).__name__}); its run is left out of the table"
+            (warn or (lambda text: print(text, file=sys.stderr)))(note)
             continue
         if m.get("finished"):
             m["_dir"] = str(f.parent)

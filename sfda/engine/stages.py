@@ -21,6 +21,7 @@ import yaml
 
 from ..config import Cfg, load_config
 from ..errors import ConfigError
+from .rundir import plain
 
 # sections/keys of an adaptation config that never configure its source stage
 ADAPTATION_ONLY: Tuple[str, ...] = ("method", "weighting", "sampler", "source", "data.target",
@@ -95,13 +96,13 @@ def check_source_matches(cfg: Cfg, source_dir: Path) -> None:
         saved = yaml.safe_load(saved_file.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return
-    mismatched = [key for key in MUST_MATCH if _plain(_get(saved, key) if _get(saved, key) is not None or
-                                                     key != "model.params" else {}) != _plain(_get(cfg, key))]
+    mismatched = [key for key in MUST_MATCH if plain(_get(saved, key) if _get(saved, key) is not None or
+                                                     key != "model.params" else {}) != plain(_get(cfg, key))]
     if not mismatched and _eval_input(saved) != _eval_input(cfg):
         mismatched = [key for key in INPUT_KEYS if _get(saved, key) != _get(cfg, key)] or list(INPUT_KEYS[:1])
     if mismatched:
         key = mismatched[0]
-        ours, theirs = _plain(_get(cfg, key)), _plain(_get(saved, key))
+        ours, theirs = plain(_get(cfg, key)), plain(_get(saved, key))
         raise ConfigError(f"'{key}' is {json.dumps(ours)} here but the source model in {source_dir} was trained "
                           f"with {json.dumps(theirs)}; use the same value (or train a source model for this one)")
 
@@ -115,11 +116,3 @@ def _eval_input(cfg: Any) -> str:
         return f"unknown transform {name!r}"
     spec = TRANSFORMS.get(name)(resize_size=_get(cfg, "data.resize_size"), crop_size=_get(cfg, "data.crop_size"))
     return f"{spec.mode} | {spec.pre!r} | {spec.test!r}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

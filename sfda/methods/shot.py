@@ -17,7 +17,8 @@ from ..clustering import shot_pseudo_labels
 from ..datatypes import Inference
 from ..losses import build_loss
 from ..losses.information import im_loss
-from ..params import Params, Spec, nested, param
+from ..params import Params as ParamsBase
+from ..params import Spec, nested, param
 from ..registry import LOSSES, METHODS
 from .base import Batch, Method, StepInfo, StepOutput
 
@@ -29,7 +30,7 @@ class SHOT(Method):
     label = "SHOT"
 
     @dataclass
-    class Params(Params):
+    class Params(ParamsBase):
         cls_par: float = param(0.3, low=0.0, help="beta: weight of the pseudo-label loss (0: SHOT-IM)")
         ent_par: float = param(1.0, low=0.0, help="weight of the information-maximisation loss")
         gent: bool = param(True, help="include the diversity term -H(mean p)")

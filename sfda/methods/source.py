@@ -8,7 +8,8 @@ import torch
 
 from ..datatypes import EvalPolicy
 from ..losses import build_loss
-from ..params import Params, Spec, nested, param
+from ..params import Params as ParamsBase
+from ..params import Spec, nested, param
 from ..registry import LOSSES, METHODS
 from .base import Batch, Method, StepInfo, StepOutput
 
@@ -22,7 +23,7 @@ class SourceTraining(Method):
     evaluation = EvalPolicy.AFTER_EACH_EPOCH
 
     @dataclass
-    class Params(Params):
+    class Params(ParamsBase):
         loss: Spec = nested(LOSSES, "label_smoothing", help="the supervised loss")
         select_best: bool = param(True, help="keep the best weights on the validation split; false: report the "
                                              "last epoch")

@@ -68,7 +68,14 @@ def main(argv=None) -> int:
         if "Original Traceback" in str(e) and "Error" in str(e).splitlines()[-1]:
             _report(_one_line(e))
             return 2
-        raise
+        from .engine.distributed import collective_failure
+
+        lost = collective_failure(e)  # under torchrun: another rank failed (it said why) or a timeout
+        if lost is None:
+            raise
+        if lost:
+            _report(lost)
+        return 1
 
 
 if __name__ == "__main__":

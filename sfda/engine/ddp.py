@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import random
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -32,6 +33,10 @@ from .seed import derive_seed
 from .sync_bn import GlobalBatchNorm, convert
 
 SYNC_BN = (GlobalBatchNorm, nn.SyncBatchNorm)
+# buffers are synchronised at the wrapper's creation (rank 0's) and at the end of every epoch, not per forward
+NO_FORWARD_SYNC = ({"forward_sync_buffers": False}
+                   if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+                   else {"broadcast_buffers": False})
 
 
 class _Wrapped(DistributedDataParallel):
@@ -130,8 +135,7 @@ class DistributedTraining:
             return
         plain = method.model
         ids = [self.device.index] if self.device.type == "cuda" else None
-        method.model = _Wrapped(plain, device_ids=ids, broadcast_buffers=False,
-                                find_unused_parameters=self.find_unused)
+        method.model = _Wrapped(plain, device_ids=ids, find_unused_parameters=self.find_unused, **NO_FORWARD_SYNC)
         self._row_states = _per_sample_states(method)
         try:
             yield

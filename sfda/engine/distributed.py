@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import warnings
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -29,6 +29,9 @@ from ..errors import ConfigError
 DEFAULT_TIMEOUT_S = 600
 ERROR_KEY = "sfda/error/"
 ERROR_WAIT_S = 5.0  # how long a rank other than 0 waits to see whether rank 0 reports the same error
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "remote worker crashing",
+             "Socket closed", "Connection refused")
+TIMED_OUT = ("Timed out", "timed out", "Timeout", "timeout")
 
 
 def launched() -> bool:
@@ -125,6 +128,21 @@ def should_report(message: str) -> bool:
     except Exception:  # the store is gone (rank 0 has exited): rank 0 has spoken
         return False
     return True
+
+
+def collective_failure(error: BaseException) -> Optional[str]:
+    """For an error raised by a collective of a multi-process run: '' when another rank has gone (it reported
+    its own error; this rank leaves quietly), a one-line message when the collective timed out; None for any
+    other error (not a collective's)."""
+    if not parallel.active() or parallel.world_size() <= 1 or not isinstance(error, RuntimeError):
+        return None
+    text = str(error)
+    if any(s in text for s in PEER_GONE):
+        return ""
+    if any(s in text for s in TIMED_OUT) and ("gloo" in text or "NCCL" in text or isinstance(error, dist.DistError)):
+        return (f"a collective timed out after {timeout_s():.0f} s: another process is stuck or much slower "
+                "(raise SFDA_DIST_TIMEOUT if some step legitimately takes longer)")
+    return "" if isinstance(error, dist.DistError) else None
 
 
 def error_prefix() -> str:

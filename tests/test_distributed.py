@@ -104,6 +104,11 @@ def steps(cfg_dict: dict, out: Path, rank: int, world: int, count: int = 3) -> d
     result = {"weights": {k: v.clone() for k, v in method.model.state_dict().items()}}
     if hasattr(method, "bank"):
         result["bank"] = (method.bank.features.clone(), method.bank.scores.clone())
+    if hasattr(method, "criterion"):
+        result["loss_state"] = {k: v.clone() for k, v in method.criterion.state_dict().items()}
+    trainer.dist.gather_weighter(trainer.weighter)
+    report = trainer.weighter.epoch_end(0, keep_samples=True)
+    result["weighting"] = (report.stats, report.samples)
     return result
 
 
@@ -124,6 +129,7 @@ def job(rank: int, tmp: Path, cfgs: dict) -> dict:
     results["pseudo"] = pseudo_labels(cfgs["shot"], tmp)
     results["shot_steps"] = steps(cfgs["shot"], tmp, rank, WORLD)
     results["nrc_steps"] = steps(cfgs["nrc"], tmp, rank, WORLD, count=4)
+    results["nlnl_ns_steps"] = steps(cfgs["nlnl_ns"], tmp, rank, WORLD)
     # only rank 0 writes: every writer of a run, on both ranks, into a folder of this rank
     from sfda.engine.runlog import RunLog
     from sfda.engine.runner import write_json
@@ -179,7 +185,10 @@ def _cfg(tiny_config, root, out, **kw) -> dict:
 def ranks(tmp_path_factory, tiny_config):
     tmp = tmp_path_factory.mktemp("ddp")
     cfgs = {"shot": _cfg(tiny_config, tmp, tmp, **{"method.name": "shot", "method.cls_par": 0.3}),
-            "nrc": _cfg(tiny_config, tmp, tmp, **{"method.name": "nrc"})}
+            "nrc": _cfg(tiny_config, tmp, tmp, **{"method.name": "nrc"}),
+            "nlnl_ns": _cfg(tiny_config, tmp, tmp, **{"method.name": "shot", "method.cls_par": 0.3,
+                                                       "method.pl_loss": {"name": "nlnl", "selnl_after": 1},
+                                                       "weighting.name": "ns"})}
     spawn(_rank_main, tmp, cfgs)
     return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)], cfgs, tmp
 
@@ -216,6 +225,17 @@ def test_nrc_banks_are_identical_on_every_rank(ranks):
     assert torch.equal(f0, f1) and torch.equal(s0, s1) and f0.shape[0] == 256
     weights = [results[r]["nrc_steps"]["weights"] for r in range(WORLD)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_per_sample_loss_state_is_identical_and_ns_reports_every_sample(ranks):
+    results, _, _ = ranks
+    one, two = (results[r]["nlnl_ns_steps"] for r in range(WORLD))
+    history = one["loss_state"]["samples.history"]
+    assert history.shape[0] == 192 and int((one["loss_state"]["samples.visits"] > 0).sum()) == 192
+    assert all(torch.equal(one["loss_state"][k], two["loss_state"][k]) for k in one["loss_state"])
+    (stats0, kept0), (stats1, kept1) = one["weighting"], two["weighting"]
+    assert stats0 == stats1 and sorted(kept0["indices"].tolist()) == list(range(192))
+    assert torch.equal(kept0["scores"], kept1["scores"]) and kept0["weights"].shape == (192,)
 
 
 def test_only_rank_0_writes_files(ranks):

@@ -164,8 +164,10 @@ def average_(tensors: Sequence[torch.Tensor]) -> None:
 
 
 def barrier() -> None:
+    """Wait for every rank (an all-reduce of a CPU tensor: gloo, whatever the run's device, so that no GPU is
+    touched before each rank has chosen its own)."""
     if world_size() > 1:
-        dist.barrier()
+        dist.all_reduce(torch.zeros(1))
 
 
 @contextlib.contextmanager

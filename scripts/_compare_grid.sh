@@ -14,6 +14,12 @@ VARIANTS=${VARIANTS:-"focal gce ls nlnl sce apl low polyloss anl aul ce_mae ce_o
 TASKS=${TASKS:-$DEFAULT_TASKS}
 OUT=${OUT:-runs}
 SFDA=${SFDA:-sfda}
+if [ -n "${NPROC:-}" ] && ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: NPROC must be a number of processes per node (e.g. NPROC=4), got '$NPROC'" >&2; exit 2
+fi
+launch() {  # `$SFDA ARGS`, or with NPROC set `$TORCHRUN --nproc_per_node $NPROC -m sfda ARGS` (as scripts/_lib.sh)
+  if [ -n "${NPROC:-}" ]; then ${TORCHRUN:-torchrun --standalone} --nproc_per_node "$NPROC" -m sfda "$@"; else $SFDA "$@"; fi
+}
 seeds=()
 extra=()
 for a in "$@"; do
@@ -24,7 +30,7 @@ failed=()
 run() {  # run NAME -c A [-c B]
   local name=$1; shift
   echo "== $name seed $seed"
-  $SFDA run "$@" "seed=$seed" "output_root=$OUT" ${extra[@]+"${extra[@]}"} || failed+=("$name seed $seed")
+  launch run "$@" "seed=$seed" "output_root=$OUT" ${extra[@]+"${extra[@]}"} || failed+=("$name seed $seed")
 }
 for seed in "${seeds[@]}"; do
   for task in $TASKS; do

@@ -6,12 +6,26 @@
 # runs each queued config for each seed of $SEEDS (seeds outermost) with the script's extra arguments
 # (KEY=VALUE overrides, --force, ...) and prints `sfda table` for BENCH. Finished runs are skipped and
 # interrupted ones resume, so every script can simply be rerun.
-# Environment shared by all scripts: SEEDS, OUT (output_root, default runs), SFDA (the command, default sfda).
+# Environment shared by all scripts: SEEDS, OUT (output_root, default runs), SFDA (the command, default sfda),
+# NPROC (set: every run on NPROC processes through torchrun, one per GPU; docs/distributed.md) and TORCHRUN (the
+# launcher with its rendezvous flags, default `torchrun --standalone`; for several nodes e.g.
+# TORCHRUN="torchrun --nnodes 2 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id JOB").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[1]}")/.."
 OUT=${OUT:-runs}
 SFDA=${SFDA:-sfda}
 QUEUE=()
+if [ -n "${NPROC:-}" ] && ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: NPROC must be a number of processes per node (e.g. NPROC=4), got '$NPROC'" >&2; exit 2
+fi
+
+launch() {  # launch SFDA-ARGS...: `$SFDA ARGS`, or with NPROC set `$TORCHRUN --nproc_per_node $NPROC -m sfda ARGS`
+  if [ -n "${NPROC:-}" ]; then
+    ${TORCHRUN:-torchrun --standalone} --nproc_per_node "$NPROC" -m sfda "$@"
+  else
+    $SFDA "$@"
+  fi
+}
 
 queue() {  # queue CONFIG...
   local c
@@ -65,7 +79,7 @@ run_queue() {  # run_queue TABLE_BENCH EXTRA...
   shift
   for seed in $SEEDS; do
     for c in "${QUEUE[@]}"; do
-      $SFDA run -c "$c" "seed=$seed" "output_root=$OUT" "$@"
+      launch run -c "$c" "seed=$seed" "output_root=$OUT" "$@"
     done
   done
   $SFDA table "$OUT" --benchmark "$bench"

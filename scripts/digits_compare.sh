@@ -6,6 +6,7 @@
 #   TASKS="mnist5k_uci uci_mnist5k" scripts/digits_compare.sh         # both directions, seeds 2019-2021
 #
 # Environment: SEEDS, TASKS, VARIANTS (files under configs/digits/compare/), OUT (output_root, default runs;
-# the table covers every finished digits-offline run under it), SFDA (the command, default `sfda`).
+# the table covers every finished digits-offline run under it), SFDA (the command, default `sfda`), NPROC
+# and TORCHRUN (each run on NPROC processes through torchrun, as in scripts/_lib.sh).
 BENCH=digits TABLE_BENCH=digits-offline DEFAULT_TASKS="mnist5k_uci" \
   exec bash "$(dirname "$0")/_compare_grid.sh" "$@"

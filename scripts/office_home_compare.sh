@@ -8,7 +8,8 @@
 #   SEEDS="2019 2020" TASKS="Ar_Cl Cl_Pr" VARIANTS="gce cbs" OUT=runs/compare scripts/office_home_compare.sh
 #
 # Environment: SEEDS, TASKS, VARIANTS (files under configs/office-home/compare/), OUT (output_root, default
-# runs; the table covers every finished Office-Home run under it), SFDA (the command, default `sfda`).
+# runs; the table covers every finished Office-Home run under it), SFDA (the command, default `sfda`), NPROC
+# and TORCHRUN (each run on NPROC processes through torchrun, as in scripts/_lib.sh).
 # Images: $SFDA_DATA/office-home (or data.root=DIR).
 BENCH=office-home TABLE_BENCH=office-home \
 DEFAULT_TASKS="Ar_Cl Ar_Pr Ar_Rw Cl_Ar Cl_Pr Cl_Rw Pr_Ar Pr_Cl Pr_Rw Rw_Ar Rw_Cl Rw_Pr" \

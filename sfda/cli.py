@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import warnings
@@ -19,6 +20,14 @@ def _one_line(e: BaseException) -> str:
         last = [ln for ln in msg.strip().splitlines() if ln.strip()][-1]
         msg = last.split(": ", 1)[1] if ": " in last else last
     return " ".join(msg.split())
+
+
+def _report(message: str) -> None:
+    """Print a user error; under torchrun once (rank 0's, or that of the one rank that failed)."""
+    from .engine import distributed
+
+    if distributed.should_report(message):
+        print(f"error: {distributed.error_prefix()}{message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,16 +58,24 @@ def main(argv=None) -> int:
         rc = args.func(args)
         return int(rc or 0)
     except SfdaError as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        _report(_one_line(e))
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are saved; run the same command again to resume", file=sys.stderr)
+        if os.environ.get("RANK", "0") in ("", "0"):  # under torchrun every rank is interrupted: rank 0 says it
+            print("\ninterrupted: finished epochs are saved; run the same command again to resume", file=sys.stderr)
         return 130
     except RuntimeError as e:
         if "Original Traceback" in str(e) and "Error" in str(e).splitlines()[-1]:
-            print(f"error: {_one_line(e)}", file=sys.stderr)
+            _report(_one_line(e))
             return 2
-        raise
+        from .engine.distributed import collective_failure
+
+        lost = collective_failure(e)  # under torchrun: another rank failed (it said why) or a timeout
+        if lost is None:
+            raise
+        if lost:
+            _report(lost)
+        return 1
 
 
 if __name__ == "__main__":

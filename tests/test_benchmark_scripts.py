@@ -27,3 +27,10 @@ def test_data_loading_prints_the_cache_speedup(tmp_path):
     line = _last_line("benchmarks/data_loading.py", "--images", "4", "--size", "320", "240", "--repeats", "1")
     m = re.fullmatch(r"speedup=(\d+\.\d\d)", line)
     assert m and float(m.group(1)) > 0, line
+
+
+def test_ddp_overhead_prints_the_overhead_at_world_size_one():
+    line = _last_line("benchmarks/ddp_overhead.py", "--iters", "4", "--block", "2", "--repeats", "1")
+    m = re.fullmatch(r"overhead=([+-]\d+\.\d\d)% plain=(\d+\.\d) img/s ddp=(\d+\.\d) img/s device=(\S+)", line)
+    assert m, line
+    assert float(m.group(2)) > 0 and float(m.group(3)) > 0 and m.group(4).startswith("cpu")

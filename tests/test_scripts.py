@@ -16,7 +16,8 @@ SCRIPTS = {
 
 
 # the scripts' environment knobs: a value set in the caller's environment must not leak into the test
-KNOBS = ("SEEDS", "METHODS", "TASKS", "DATASETS", "ARCHS", "IMBALANCES", "MODELS", "BACKBONES", "VARIANTS", "OUT")
+KNOBS = ("SEEDS", "METHODS", "TASKS", "DATASETS", "ARCHS", "IMBALANCES", "MODELS", "BACKBONES", "VARIANTS", "OUT",
+         "NPROC", "TORCHRUN")
 
 
 def run_script(name, *args, **env):
@@ -65,3 +66,26 @@ def test_a_misspelt_name_stops_before_any_run_with_one_line(name, env, bad):
 def test_unknown_variant_is_named():
     res = run_script("cifar_lt.sh", VARIANTS="lf")
     assert res.returncode == 2 and "unknown variant 'lf'" in res.stderr
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS) + ["office_home_compare.sh", "digits_compare.sh"])
+def test_nproc_launches_each_run_with_torchrun(name):
+    grid = {"VARIANTS": "gce"} if "compare" in name else {}
+    res = run_script(name, "device=cuda", SEEDS="7", NPROC="4", TORCHRUN="echo torchrun --standalone", **grid)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    runs = [line.split() for line in lines if " run " in line and not line.startswith("==")]
+    assert runs and all(r[:6] == ["torchrun", "--standalone", "--nproc_per_node", "4", "-m", "sfda"] for r in runs)
+    assert all(r[6:8] == ["run", "-c"] and "device=cuda" in r for r in runs)
+    assert lines[-1].startswith("table runs --benchmark")  # the table is not a distributed run
+
+
+def test_multi_node_launcher_and_a_bad_nproc():
+    res = run_script("visda_c.sh", SEEDS="1", NPROC="8",
+                     TORCHRUN="echo torchrun --nnodes 2 --rdzv-backend c10d --rdzv-endpoint node1:29500")
+    first = res.stdout.splitlines()[0].split()
+    assert first[:10] == ["torchrun", "--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "node1:29500",
+                          "--nproc_per_node", "8", "-m"]
+    res = run_script("office_home.sh", NPROC="two")
+    assert res.returncode == 2 and "run " not in res.stdout
+    assert res.stderr.strip() == "error: NPROC must be a number of processes per node (e.g. NPROC=4), got 'two'"

@@ -1,6 +1,8 @@
-"""sfda train-source | adapt | run -c CONFIG [key=value ...]"""
+"""sfda train-source | adapt | run -c CONFIG [key=value ...]; under ``torchrun`` on several processes
+(docs/distributed.md)."""
 from __future__ import annotations
 
+from ..engine import distributed
 from ..engine.runner import run_both, run_config
 
 
@@ -36,5 +38,6 @@ def register(sub):
 
 
 def _go(fn, a, **kw):
-    res = fn(a.config, a.overrides, force=a.force, restart=a.restart, **kw)
+    with distributed.session():  # a torchrun launch: one process group for the command (else nothing)
+        res = fn(a.config, a.overrides, force=a.force, restart=a.restart, **kw)
     return 0 if res is not None else 1

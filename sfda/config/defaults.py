@@ -73,6 +73,12 @@ DEFAULTS = {
         "metric": "accuracy",    # accuracy | mean_class_accuracy: the number reported as the run's score
         "other_domains": True,   # after source training, report source-only accuracy on the other domains
     },
+    "distributed": {  # torchrun runs on several processes (docs/distributed.md); no effect on one process
+        "sync_bn": True,             # BatchNorm statistics of the global batch: N ranks x B/N train like 1 x B
+        "global_batch_terms": True,  # batch-level loss terms (SHOT's and NRC's diversity, AaD's dispersion) over
+        #                              the global batch, with autograd across the ranks
+        "find_unused_parameters": False,  # DDP's option, for models whose steps leave some parameters unused
+    },
     "log": {
         "tensorboard": True,
         "progress": "auto",      # auto (bars on a terminal, lines otherwise) | bar | lines | none

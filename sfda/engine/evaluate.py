@@ -1,4 +1,8 @@
-"""One inference pass over a dataset (features, logits, labels in dataset order) and accuracy metrics."""
+"""One inference pass over a dataset (features, logits, labels in dataset order) and accuracy metrics.
+
+On several processes the loader is sharded (:class:`~sfda.samplers.sharded.ShardedSampler`, no padding): each
+rank runs its share and the pass is gathered with the dataset indices, so that every rank ends with the same
+tensors, holding every sample exactly once."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -7,7 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .. import parallel
 from ..datatypes import Inference
+from ..samplers.sharded import ShardedSampler
 from .progress import progress
 
 
@@ -22,6 +28,8 @@ def infer(model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = Fals
     logits: Optional[torch.Tensor] = None
     labels = torch.empty(size, dtype=torch.long, device=device)
     use_amp = amp and torch.device(device).type == "cuda"
+    sharded = isinstance(loader.sampler, ShardedSampler)
+    seen = []
     for images, batch_labels, indices in progress(loader, desc=desc, mode=show):
         images = images.to(device, non_blocking=True)
         indices = indices.to(device)
@@ -33,8 +41,24 @@ def infer(model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = Fals
         features[indices] = batch_features.float()
         logits[indices] = batch_logits.float()
         labels[indices] = batch_labels.to(device)
+        if sharded:
+            seen.append(indices)
     model.train(was_training)
     assert features is not None and logits is not None, "inference over an empty dataset"
+    if sharded:
+        return _gather(features, logits, labels, torch.cat(seen), size)
+    return Inference(features, logits, labels)
+
+
+def _gather(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, mine: torch.Tensor,
+            size: int) -> Inference:
+    """Every rank's rows of a sharded pass, in dataset order; each index must come exactly once."""
+    rows, feats, outs, labs = parallel.gather_varlen(mine, features[mine], logits[mine], labels[mine])
+    counts = torch.bincount(rows, minlength=size)
+    if counts.numel() != size or bool((counts != 1).any()):
+        raise RuntimeError(f"the sharded evaluation pass covered {int((counts > 0).sum())} of {size} samples "
+                           f"({int((counts > 1).sum())} more than once)")
+    features[rows], logits[rows], labels[rows] = feats, outs, labs
     return Inference(features, logits, labels)
 
 

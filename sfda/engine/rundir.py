@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from .. import parallel
 from ..errors import SfdaError, os_cause
 
 try:  # POSIX; elsewhere runs are not locked
@@ -132,8 +133,11 @@ def read_saved_config(folder: Path) -> Optional[Dict[str, Any]]:
 
 
 def remove_stale_temporaries(folder: Path) -> List[str]:
-    """Remove the ``.<name>.tmp<pid>`` files an interrupted run left (call while holding the lock)."""
-    removed = []
+    """Remove the ``.<name>.tmp<pid>`` files an interrupted run left (call while holding the lock; on several
+    processes rank 0 does it, the lock's holder)."""
+    removed: List[str] = []
+    if not parallel.is_main():
+        return removed
     for f in folder.glob(".*.tmp*"):
         if f.is_file():
             try:
@@ -160,7 +164,7 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
-        if fcntl is None:
+        if fcntl is None or not parallel.is_main():  # several processes (torchrun): rank 0 holds the lock
             return
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

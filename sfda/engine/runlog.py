@@ -1,4 +1,5 @@
-"""Per-run logging: a text log (``log.txt``) and the console, plus TensorBoard events."""
+"""Per-run logging: a text log (``log.txt``) and the console, plus TensorBoard events. On several processes
+only rank 0 logs (the other ranks' logger is disabled and they open no file)."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
+
+from .. import parallel
 
 log = logging.getLogger("sfda")
 
@@ -44,6 +47,10 @@ def _summary_writer(folder: Path) -> Optional[Any]:
 class RunLog:
     def __init__(self, run_dir: Path, tensorboard: bool = True):
         self.run_dir = run_dir
+        self.file_handler: Optional[logging.FileHandler] = None
+        self.tb: Optional[Any] = None
+        if not parallel.is_main():
+            return
         run_dir.mkdir(parents=True, exist_ok=True)
         setup_console()
         self.file_handler = logging.FileHandler(run_dir / "log.txt")
@@ -69,5 +76,6 @@ class RunLog:
         if self.tb is not None:
             self.tb.flush()
             self.tb.close()
-        log.removeHandler(self.file_handler)
-        self.file_handler.close()
+        if self.file_handler is not None:
+            log.removeHandler(self.file_handler)
+            self.file_handler.close()

@@ -8,6 +8,7 @@ redone unless forced.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .. import __version__
+from .. import __version__, parallel
 from ..config import Cfg, dump_config, load_config
 from ..data.dataset import clear_cache
 from ..data.formats import build_format
@@ -26,6 +27,7 @@ from ..paths import resolve_path
 from ..registry import METHODS, SAMPLERS, WEIGHTERS
 from ..samplers import build_sampler
 from ..weighting import build_weighter
+from . import distributed
 from .evaluate import classification_metrics, infer
 from .rundir import (
     RunFolderError,
@@ -79,6 +81,8 @@ def read_metrics(folder: Path) -> Optional[dict]:
 
 
 def write_json(obj: dict, path: Path) -> None:
+    if not parallel.is_main():  # several processes: rank 0 writes
+        return
     write_text_atomic(json.dumps(obj, indent=1), path)
 
 
@@ -124,25 +128,33 @@ def run_stage(cfg, *, force: bool = False, restart: bool = False,
     one process at a time (see :mod:`sfda.engine.rundir`)."""
     method_cls = METHODS.get(cfg.method.name, key="method.name")
     out = run_dir(cfg)
-    make_folder(out)
-    check_folder_config(cfg, out, force)  # config.yaml is written atomically: safe to read before the lock
-    with RunLock(out):
-        remove_stale_temporaries(out)
+    main = parallel.is_main()  # several processes: rank 0 owns the folder, the others wait for it
+    if main:
+        make_folder(out)
+        check_folder_config(cfg, out, force)  # config.yaml is written atomically: safe to read before the lock
+    with RunLock(out) if main else contextlib.nullcontext():
+        if main:
+            remove_stale_temporaries(out)
         done = read_metrics(out)
         if done and done.get("finished") and not (force or restart):
             score = done.get("score", done.get("accuracy", 0))
             log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); "
                      "add --force to run it again from scratch")
             return done
-        if restart or force:
-            for name in (STATE_FILE, METRICS_FILE):
-                (out / name).unlink(missing_ok=True)
-        write_text_atomic(dump_config(Cfg({k: v for k, v in cfg.items() if not str(k).startswith("_")})), out / CONFIG_FILE)
+        if main:
+            if restart or force:
+                for name in (STATE_FILE, METRICS_FILE):
+                    (out / name).unlink(missing_ok=True)
+            plain = Cfg({k: v for k, v in cfg.items() if not str(k).startswith("_")})
+            write_text_atomic(dump_config(plain), out / CONFIG_FILE)
+        parallel.barrier()
         runlog = RunLog(out, tensorboard=cfg.log.tensorboard)
         t0 = time.time()
         try:
             runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
-            return _run(cfg, method_cls, out, runlog, stop_after_epoch, t0)
+            result = _run(cfg, method_cls, out, runlog, stop_after_epoch, t0)
+            parallel.barrier()  # rank 0's files are written before any rank goes on (to the adaptation stage)
+            return result
         finally:
             clear_cache()
             runlog.close()
@@ -162,15 +174,18 @@ def check_folder_config(cfg, out: Path, force: bool) -> None:
 def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    dataset_format = build_format(cfg)
+    device = distributed.place(resolve_device(cfg.device))
+    with parallel.main_first():  # several processes: downloads (data, pretrained weights) on rank 0 first
+        dataset_format = build_format(cfg)
+        model = build_model(cfg)
     num_classes = dataset_format.num_classes
-    model = build_model(cfg)
     result = {"task": cfg.task, "method": cfg.method.name, "label": run_label(cfg), "benchmark": cfg.benchmark,
               "seed": cfg.seed, "stage": method_cls.stage, "metric": cfg.eval.metric, "weighting": cfg.weighting.name,
-              "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", "")}
+              "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", ""),
+              "world_size": parallel.world_size()}
     if method_cls.stage == "source":
-        train_set, eval_set = dataset_format.source_split(cfg.data.source)
+        with parallel.main_first():
+            train_set, eval_set = dataset_format.source_split(cfg.data.source)
         runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, "
                     f"{num_classes} classes")
     else:
@@ -178,8 +193,9 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
         load_fbc(model, src_dir, "source")  # a checkpoint of another shape stops here, naming the file
         check_source_matches(cfg, src_dir)  # same shapes, other input size / normalisation / settings
         runlog.info(f"loaded source model from {src_dir}")
-        train_set = dataset_format.domain(cfg.data.target, train=True)
-        eval_set = dataset_format.domain(cfg.data.target, train=False)
+        with parallel.main_first():
+            train_set = dataset_format.domain(cfg.data.target, train=True)
+            eval_set = dataset_format.domain(cfg.data.target, train=False)
         runlog.info(f"target {cfg.data.target}: {len(train_set)} images, {num_classes} classes")
     model.to(device)
     method = method_cls(model, num_classes, dict(cfg.method), cfg)
@@ -225,8 +241,7 @@ def _other_domains(cfg, dataset_format, model, device, trainer: Trainer, runlog:
         if domain == cfg.data.source:
             continue
         dataset = dataset_format.domain(domain, train=False)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=int(cfg.data.test_batch_size), shuffle=False,
-                                             **trainer.loader_kwargs())
+        loader = trainer.eval_loader(dataset)
         inference = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {domain}",
                           show=trainer.show)
         metrics = classification_metrics(inference.logits.argmax(1), inference.labels, dataset_format.num_classes)

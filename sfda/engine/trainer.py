@@ -19,11 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .. import parallel
 from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput, WeightInput
 from ..errors import SfdaError
 from ..models.checkpoint import atomic_save
 from ..samplers.base import ClassSampler
 from ..weighting.base import Weighter
+from .ddp import DistributedTraining
 from .evaluate import classification_metrics, infer
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import progress, resolve_mode
@@ -74,8 +76,11 @@ class Trainer:
         self.epochs = int(cfg.optim.epochs)
         self.weighting_output = WeightingOutput(self.run_dir, runlog, self.epochs)
         self.show = resolve_mode(cfg.log.progress)
-        batch_size = int(cfg.data.batch_size)
-        self.iters_per_epoch = max(1, len(train_set) // batch_size + (1 if len(train_set) % batch_size > 1 else 0))
+        self.dist = DistributedTraining(cfg, self.model, self.device)  # inert without torchrun
+        if self.dist.describe():
+            runlog.info(self.dist.describe())
+        size, batch_size = self.dist.samples_per_rank(len(train_set)), self.dist.batch_size
+        self.iters_per_epoch = max(1, size // batch_size + (1 if size % batch_size > 1 else 0))
         self.total_iters = self.epochs * self.iters_per_epoch
         self.use_amp = bool(cfg.optim.amp) and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -89,12 +94,16 @@ class Trainer:
     def train_loader(self, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(derive_seed(self.cfg.seed, epoch, 1))
         sampler = self.sampler.build(self.method.sampler_labels(), epoch, self.epochs, generator)
-        return DataLoader(self.train_set, batch_size=int(self.cfg.data.batch_size), shuffle=sampler is None,
-                          sampler=sampler, generator=generator, drop_last=False, **self.loader_kwargs())
-
-    def eval_loader(self) -> DataLoader:
-        return DataLoader(self.eval_set, batch_size=int(self.cfg.data.test_batch_size), shuffle=False,
+        sampler = self.dist.train_sampler(sampler, self.train_set, generator)
+        return DataLoader(self.train_set, batch_size=self.dist.batch_size, shuffle=sampler is None, sampler=sampler,
+                          generator=generator, drop_last=False, worker_init_fn=self.dist.worker_init(),
                           **self.loader_kwargs())
+
+    def eval_loader(self, dataset: Any = None) -> DataLoader:
+        """The evaluation loader of ``dataset`` (default: the evaluation set); sharded over the ranks."""
+        dataset = self.eval_set if dataset is None else dataset
+        return DataLoader(dataset, batch_size=self.dist.test_batch_size, shuffle=False,
+                          sampler=self.dist.eval_sampler(dataset), **self.loader_kwargs())
 
     def evaluate(self, desc: str = "eval") -> Tuple[Inference, Dict[str, Any]]:
         inference = infer(self.model, self.eval_loader(), self.device, amp=self.use_amp, desc=desc, show=self.show)
@@ -138,16 +147,17 @@ class Trainer:
         if resumed is not None:
             records, best, iteration = resumed
             self.log.info(f"resuming from epoch {len(records)}/{self.epochs} ({self.run_dir / STATE_FILE})")
-        for epoch in range(len(records), self.epochs):
-            record, best, iteration = self._run_epoch(epoch, optimizer, best, iteration)
-            records.append(record)
-            so_far = history(records)
-            self._report(so_far[-2], so_far[-1])
-            atomic_save(self._state(records, best, iteration, optimizer), self.run_dir / STATE_FILE)
-            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < self.epochs:
-                return None
+        with self.dist.wrapped(self.method):  # several processes: the method trains through DDP
+            for epoch in range(len(records), self.epochs):
+                record, best, iteration = self._run_epoch(epoch, optimizer, best, iteration)
+                records.append(record)
+                so_far = history(records)
+                self._report(so_far[-2], so_far[-1])
+                atomic_save(self._state(records, best, iteration, optimizer), self.run_dir / STATE_FILE)
+                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < self.epochs:
+                    return None
         if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH:  # the last epoch's weights
-            seed_everything(derive_seed(self.cfg.seed, self.epochs))
+            seed_everything(parallel.rank_seed(derive_seed(self.cfg.seed, self.epochs)))
             _, final = self.evaluate(desc="final eval")
             entries = history(records, eval_summary(final))
         else:  # the best weights (select_best) or the last
@@ -160,15 +170,18 @@ class Trainer:
 
     def _run_epoch(self, epoch: int, optimizer, best: BestWeights,
                    iteration: int) -> Tuple[EpochRecord, BestWeights, int]:
-        seed_everything(derive_seed(self.cfg.seed, epoch))
+        seed_everything(parallel.rank_seed(derive_seed(self.cfg.seed, epoch)))
         started = time.time()
         record = EpochRecord(epoch)
         if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH:
             inference, metrics = self.evaluate(desc=f"eval {epoch}")
             record.start_eval = eval_summary(metrics)
             record.method_stats = dict(self.method.on_epoch_start(epoch, inference))
+            self.dist.sync_method(self.method)
             del inference
         record.train_logs, iteration = self._train_epoch(epoch, optimizer, iteration)
+        self.dist.sync_buffers()
+        self.dist.gather_weighter(self.weighter)
         report = self.weighter.epoch_end(epoch, keep_samples=self.weighting_output.keeps_samples(epoch))
         record.weighting = self.weighting_output.record(epoch, report)
         if self.method.evaluation is EvalPolicy.AFTER_EACH_EPOCH:
@@ -202,7 +215,7 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
             if steps % FINITE_CHECK_EVERY == 0:  # one host sync per FINITE_CHECK_EVERY steps
                 _check_finite(float(sums["loss"]), epoch, iteration)
-        logs = {k: float(v) / max(steps, 1) for k, v in sums.items()}
+        logs = {k: float(v) / max(steps, 1) for k, v in self.dist.average_logs(sums).items()}
         if "loss" in logs:
             _check_finite(logs["loss"], epoch, iteration)
         optim_cfg = self.cfg.optim
@@ -230,6 +243,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), optim_cfg.grad_clip)
         self.scaler.step(optimizer)
         self.scaler.update()
+        self.dist.after_step(indices)
         return {"loss": loss.detach(), **step.logs}
 
     def _weight_input(self, step: StepOutput, images: torch.Tensor, indices: torch.Tensor,

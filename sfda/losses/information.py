@@ -1,7 +1,10 @@
-"""Information maximisation (SHOT): mean per-sample entropy minus the entropy of the batch-mean prediction."""
+"""Information maximisation (SHOT): mean per-sample entropy minus the entropy of the batch-mean prediction.
+On several processes the batch mean is that of the global batch (``distributed.global_batch_terms``)."""
 from __future__ import annotations
 
 import torch
+
+from ..parallel import batch_mean
 
 
 def entropy(p: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -13,5 +16,5 @@ def im_loss(probs: torch.Tensor, eps: float = 1e-5, diversity: bool = True) -> t
     """mean_i H(p_i) - H(mean_i p_i); without the diversity term just the mean entropy."""
     loss = entropy(probs, eps).mean()
     if diversity:
-        loss = loss - entropy(probs.mean(dim=0), eps)
+        loss = loss - entropy(batch_mean(probs), eps)
     return loss

@@ -10,13 +10,15 @@ import torch
 from ..datatypes import Inference
 from ..errors import SfdaError
 from ..neighbours import KnnBackend, MemoryBank
+from ..parallel import batch_mean, gather_rows
 from ..params import param
 from .base import Batch, Method, MethodParams, StepInfo
 
 
 def diversity(probs: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """sum_c pbar_c log(pbar_c + eps) with pbar the batch-mean prediction: lowest when pbar is uniform."""
-    pbar = probs.mean(dim=0)
+    """sum_c pbar_c log(pbar_c + eps) with pbar the batch-mean prediction (of the global batch on several
+    processes): lowest when pbar is uniform."""
+    pbar = batch_mean(probs)
     return torch.sum(pbar * torch.log(pbar + epsilon))
 
 
@@ -62,9 +64,10 @@ class NeighbourhoodMethod(Method):
 
     def forward_and_update(self, batch: Batch):
         """Forward the batch, write its normalised features and predictions into the bank (before the search,
-        as the originals do), and return (features, logits, float32 probabilities, normalised features)."""
+        as the originals do; on several processes every rank's batch, so the banks stay identical), and return
+        (features, logits, float32 probabilities, normalised features)."""
         feats, logits = self.model(batch.images, return_features=True)
         probs = torch.softmax(logits.float(), dim=1)
-        self.bank.update(batch.indices, feats, probs)
+        self.bank.update(*gather_rows(batch.indices, feats.detach(), probs.detach()))
         queries = self.bank.features[batch.indices.to(self.bank.features.device)]
         return feats, logits, probs, queries

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..parallel import all_reduce_sum, global_batch_terms
 from ..params import param
 from ..registry import METHODS
 from ._neighbourhood import NeighbourhoodMethod
@@ -36,7 +37,11 @@ def attraction(probs: torch.Tensor, scores_near: torch.Tensor) -> torch.Tensor:
 
 
 def dispersion(probs: torch.Tensor) -> torch.Tensor:
-    """mean_i sum_{m != i} p_i . p_m over the batch (gradient through both factors)."""
+    """mean_i sum_{m != i} p_i . p_m over the batch (gradient through both factors). On several processes m runs
+    over the global batch: p_i . (sum of every rank's p_m) - p_i . p_i, the sum reduced with autograd."""
+    if global_batch_terms():
+        total = all_reduce_sum(probs.sum(dim=0))
+        return (probs @ total - (probs * probs).sum(dim=1)).mean()
     gram = probs @ probs.t()
     return (gram.sum(dim=1) - gram.diagonal()).mean()
 

@@ -8,13 +8,17 @@ from typing import Any
 
 import torch
 
+from .. import parallel
 from ..errors import CheckpointError, os_cause
 
 PARTS = ("F", "B", "C")
 
 
 def atomic_save(obj: Any, path: os.PathLike) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file. On several
+    processes only rank 0 writes (every rank holds the same values)."""
+    if not parallel.is_main():
+        return
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

@@ -20,7 +20,7 @@ per-sample arrays to keep); the run, not the weighter, logs and saves it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Callable, Dict, List, Literal, Optional
 
 import torch
 
@@ -92,6 +92,13 @@ class Weighter:
         return self.reduce(self(batch), losses)
 
     # -- diagnostics ------------------------------------------------------------------------------------
+    def sync_epoch(self, gather: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Several processes: replace this rank's epoch (weights, targets) by every rank's, before
+        :meth:`epoch_end`. ``gather`` concatenates a tensor's rows over the ranks. Weights are computed per rank
+        (each rank weights its own batch); only the epoch's record is global."""
+        weights, targets = gather(gathered(self._epoch_weights)), gather(gathered(self._epoch_targets).long())
+        self._epoch_weights, self._epoch_targets = ([weights], [targets]) if weights.numel() else ([], [])
+
     def epoch_end(self, epoch: int, keep_samples: bool = False) -> WeightingReport:
         """This epoch's summary (statistics of the weights, plus the weighter's own), then a fresh epoch.
         ``keep_samples``: also return the per-sample arrays, if the weighter keeps any."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -129,6 +129,10 @@ class NaturalSelection(Weighter):
         clamped = weights < hp.floor
         self.diagnostics.add(scores, clamped, batch.indices)
         return torch.where(clamped, torch.full_like(weights, hp.floor), weights)
+
+    def sync_epoch(self, gather: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().sync_epoch(gather)
+        self.diagnostics.sync(gather)
 
     def add_to_report(self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor,
                       keep_samples: bool) -> None:

@@ -6,7 +6,7 @@ Per step the scores and counts stay on the device (no host sync); they are gathe
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -35,6 +35,16 @@ class NSDiagnostics:
         self.scores.append(scores)
         if self.keep_indices:
             self.indices.append(indices if indices is not None else torch.full_like(scores, -1, dtype=torch.long))
+
+    def sync(self, gather: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Several processes: every rank's scores of the epoch, in rank order (as the weighter's weights)."""
+        scores = gather(gathered(self.scores))
+        self.scores = [scores] if scores.numel() else []
+        if self.keep_indices:
+            indices = gather(gathered(self.indices).long())
+            self.indices = [indices] if indices.numel() else []
+        counts = gather(torch.tensor([[float(self.clamped), float(self.seen)]], dtype=torch.float64))
+        self.clamped, self.seen = int(counts[:, 0].sum().item()), int(counts[:, 1].sum().item())
 
     def report(self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor,
                num_classes: int, samples: Optional[Dict[str, float]]) -> None:

@@ -216,3 +216,15 @@ def test_everything_a_contrastive_method_keeps_is_in_its_state(two_domains, tiny
     saved = set(method.state_dict())
     assert set(vars(method)) - saved - set(method.NOT_STATE) <= {"train_size"}
     assert saved == ({"key_model", "queue", "bank"} | ({"memory", "memory_column"} if name == "plue" else set()))
+
+
+def test_table_shows_the_published_numbers_with_the_protocol_note():
+    from sfda.results.table import render
+    runs = [{"benchmark": "domainnet-126", "task": "R_C", "label": label, "seed": 1, "score": 70.0, "stage": "adapt",
+             "metric": "accuracy", "source_only_accuracy": 50.0} for label in ("PLUE", "PLUE+NS-WS")]
+    lines = render(runs, "domainnet-126").splitlines()
+    row = lines.index("| **PLUE** (ours) | 70.0 | 70.0 (1/7 tasks) |")
+    assert lines[row + 1] == "| PLUE (PLUE paper) | 74.2 | 69.6 |"
+    assert "| AdaContrast (AdaContrast paper) | 70.2 | 67.8 |" in lines
+    notes = [line for line in lines if line.startswith("Note (")]
+    assert len(notes) == 2 and "best of 101" in notes[1] and "last epoch's argmax" in notes[1]

@@ -171,7 +171,7 @@ class ContrastiveMethod(Method):
         spec = build_transform(self.cfg)
         use_views(train_set, strong_view(strong_recipe(hp.strong_views, self.cfg.data), spec.test))
         self.key_model = momentum_copy(self.model)
-        dim = int(getattr(self.model.netB, "out_features"))  # the contrastive vectors are the bottleneck features
+        dim: int = self.model.netB.out_features  # type: ignore[assignment]  # contrastive vectors: bottleneck features
         self.queue = KeyQueue(min(hp.queue_size, self.train_size), dim, self.num_classes,
                               self.train_size).to(device)
 

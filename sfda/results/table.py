@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from .paper import PAPER, is_single_domain, task_display
+from .paper import NOTES, PAPER, is_single_domain, task_display
 
 
 def collect(root: Path) -> List[dict]:
@@ -110,6 +110,8 @@ def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool
     for i, (plabel, src, vals) in enumerate(paper_rows):
         if i not in used:
             lines.append(_paper_line(plabel, src, vals, tasks))
+    notes = dict.fromkeys(src for _, src, _ in paper_rows if src in NOTES)
+    lines += [""] * bool(notes) + [f"Note ({src}): {NOTES[src]}" for src in notes]
     return "\n".join(lines)
 
 

@@ -99,7 +99,7 @@ class RingBank(PerSampleState):
         self.ptr.copy_((self.ptr + features.shape[0]) % n)
 
     @torch.no_grad()
-    def vote(self, features: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    def vote(self, features: torch.Tensor, k: int, chunk: int = 256) -> torch.Tensor:
         """The mean prediction of the ``k`` rows most cosine-similar to each of ``features`` [B, D] -> [B, C]."""
         return torch.cat([soft_vote(part, self.features, self.probs, k, self.backend)
                           for part in features.split(chunk)])

@@ -23,7 +23,6 @@ batch's labels); the queue has min(queue_size, N) slots; the strong crop is take
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +85,3 @@ class AdaContrast(ContrastiveMethod):
                           targets=pseudo, logits=logits, weight_images=weak if hp.weight_view == "weak" else strong1,
                           logs={**self.loss_logs(ce=per_sample.mean(), ctr=contrast, div=div),
                                 "negatives_kept": keep.float().mean()})
-
-    def sampler_labels(self) -> Optional[torch.Tensor]:
-        return None

@@ -68,7 +68,7 @@ class AdaContrast(ContrastiveMethod):
         hp = self.hparams
         weak, strong1, strong2 = self.views(batch)
         with torch.no_grad():
-            feats_w, _ = self.model(weak, return_features=True)
+            feats_w, logits_w = self.model(weak, return_features=True)
             pseudo = self.bank.vote(feats_w, hp.k).argmax(dim=1)
         keys = self.keys(strong2)
         feats_q, logits = self.model(strong1, return_features=True)
@@ -84,4 +84,8 @@ class AdaContrast(ContrastiveMethod):
         return StepOutput(reduced_loss=hp.contrast_par * contrast + hp.div_par * div, per_sample=hp.cls_par * per_sample,
                           targets=pseudo, logits=logits, weight_images=weak if hp.weight_view == "weak" else strong1,
                           logs={**self.loss_logs(ce=per_sample.mean(), ctr=contrast, div=div),
-                                "negatives_kept": keep.float().mean()})
+                                "negatives_kept": keep.float().mean(),
+                                # label-free diagnostics: how far the key model (which writes the bank) lags the
+                                # query model, and how often refinement overrules the query's own prediction
+                                "key_agreement": (logits_kw.argmax(1) == logits_w.argmax(1)).float().mean(),
+                                "pl_overrules": (pseudo != logits_w.argmax(1)).float().mean()})

@@ -117,4 +117,5 @@ class PLUE(ContrastiveMethod):
         return StepOutput(reduced_loss=hp.contrast_par * contrast + hp.div_par * div, per_sample=per_sample,
                           targets=pseudo, logits=logits, weight_images=weak if hp.weight_view == "weak" else strong1,
                           logs={**self.loss_logs(pl=loss.mean(), ctr=contrast, div=div),
-                                "plue_weight": weight.mean(), "negatives_kept": keep.float().mean()})
+                                "plue_weight": weight.mean(), "negatives_kept": keep.float().mean(),
+                                "pl_overrules": (pseudo != logits_w.detach().argmax(1)).float().mean()})

@@ -12,7 +12,11 @@ import torch.nn as nn
 
 @dataclass
 class Batch:
-    """One training batch, on the model's device."""
+    """One training batch, on the model's device.
+
+    ``images`` is [N, C, H, W], or [N, V, C, H, W] for methods that train on several views of each sample: the
+    contrastive methods (AdaContrast, PLUE) make their training set return a weak and two strong views
+    (:mod:`sfda.data.views`), so their batches are [N, 3, C, H, W] in that order (weak, strong 1, strong 2)."""
 
     images: torch.Tensor
     labels: torch.Tensor   # ground truth: supervised methods train on it; adaptation methods must not

@@ -89,3 +89,14 @@ def test_multi_node_launcher_and_a_bad_nproc():
     res = run_script("office_home.sh", NPROC="two")
     assert res.returncode == 2 and "run " not in res.stdout
     assert res.stderr.strip() == "error: NPROC must be a number of processes per node (e.g. NPROC=4), got 'two'"
+
+
+@pytest.mark.parametrize("name,bench,tasks", [("office_home.sh", "office-home", 12), ("office31.sh", "office31", 6),
+                                              ("visda_c.sh", "visda-c", 1), ("domainnet126.sh", "domainnet-126", 7)])
+def test_scripts_run_the_contrastive_methods_on_every_task(name, bench, tasks):
+    methods = ["adacontrast", "adacontrast_ns", "plue", "plue_ns"]
+    res = run_script(name, SEEDS="1", METHODS=" ".join(methods))
+    assert res.returncode == 0, res.stderr
+    runs = [line.split()[2] for line in res.stdout.splitlines() if line.startswith("run ")]
+    assert len(runs) == 4 * tasks and {r.split("/")[2] for r in runs} == set(methods)
+    assert all(r.startswith(f"configs/{bench}/") and (PROJECT_ROOT / r).is_file() for r in runs)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .paper import PAPER, is_single_domain, task_display
+from .paper import NOTES, PAPER, is_single_domain, task_display
 
 
 def collect(root: Path, warn=None) -> List[dict]:
@@ -140,6 +140,8 @@ def _with_paper_rows(ours: Dict[str, str], paper_rows: list, paper_line: Callabl
     for i, (plabel, src, vals) in enumerate(paper_rows):
         if i not in used and keep_unmatched(vals):
             lines.append(paper_line(plabel, src, vals))
+    notes = dict.fromkeys(src for _, src, _ in paper_rows if src in NOTES)
+    lines += [""] * bool(notes) + [f"Note ({src}): {NOTES[src]}" for src in notes]
     return lines
 
 

@@ -1,13 +1,15 @@
 """Noisy-label losses: hand-computed values, numerical safety, CE limits, dtypes, the per-batch hooks, and
 every registered loss as SHOT's pseudo-label loss (and as the source loss, with NS on top)."""
+import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from sfda.config import config_from_dict
+from sfda.config import config_from_dict, load_config
 from sfda.engine.runner import run_dir, run_stage
 from sfda.errors import ConfigError
 from sfda.losses import build_loss
@@ -209,17 +211,74 @@ def test_focal_true_gradient_and_detached_variant():
 
 # ---- user mistakes ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec,key", [
-    ({"name": "gce", "q": 0.0}, "q"), ({"name": "gce", "q": 1.5}, "q"), ({"name": "truncated_gce", "k": 1.0}, "k"),
-    ({"name": "focal", "gamma": -1.0}, "gamma"), ({"name": "focal", "alpha": [1.0]}, "alpha"),
-    ({"name": "poly", "eps": -2.0}, "eps"), ({"name": "aul", "a": 1.0}, "a"), ({"name": "nlnl", "ln_neg": 0}, "ln_neg"),
-    ({"name": "nlnl", "selnl_after": 5, "selpl_after": 2}, "selpl_after"), ({"name": "low", "lamb": 0.0}, "lamb"),
-    ({"name": "low", "grad_scale": "x"}, "grad_scale"), ({"name": "ce_ogc", "base": "mse"}, "base"),
-    ({"name": "ngl", "class_reduction": "max"}, "class_reduction"), ({"name": "sce", "A": 1.0}, "A"),
+@pytest.mark.parametrize("spec,key,message", [
+    ({"name": "gce", "q": 0.0}, "q", "must be in (0, 1], got 0.0"),
+    ({"name": "gce", "q": 1.5}, "q", "must be in (0, 1], got 1.5"),
+    ({"name": "truncated_gce", "k": 1.0}, "k", "must be in [0, 1), got 1.0"),
+    ({"name": "focal", "gamma": -1.0}, "gamma", "must be in [0, inf], got -1.0"),
+    ({"name": "focal", "alpha": [1.0, -1.0, 1.0, 1.0]}, "alpha", "item 1 must be in [0, inf], got -1.0"),
+    ({"name": "poly", "eps": -2.0}, "eps", "must be in [-1, inf], got -2.0"),
+    ({"name": "aul", "a": 1.0}, "a", "must be in (1, inf], got 1.0"),
+    ({"name": "nlnl", "ln_neg": 0}, "ln_neg", "must be in [1, inf], got 0"),
+    ({"name": "nlnl", "selnl_after": 5, "selpl_after": 2}, "selpl_after", "must be >= selnl_after (5), got 2"),
+    ({"name": "low", "lamb": 0.0}, "lamb", "must be in (0, inf], got 0.0"),
+    ({"name": "low", "grad_scale": "x"}, "grad_scale", "must be one of batch, sample, got 'x'"),
+    ({"name": "ce_ogc", "base": "mse"}, "base", "must be one of ce, fl, gce, got 'mse'"),
+    ({"name": "ngl", "class_reduction": "max"}, "class_reduction", "must be one of mean, sum, got 'max'"),
+    ({"name": "sce", "A": 1.0}, "A", "must be in [-inf, 0), got 1.0"),
 ])
-def test_invalid_parameters_raise_config_errors_naming_the_key(spec, key):
-    with pytest.raises(ConfigError, match=rf"{key} .*method\.pl_loss\.{key}"):
+def test_invalid_parameters_stop_the_config_load_naming_the_key_value_and_range(spec, key, message):
+    want = f"'method.pl_loss.{key}' {message} (loss '{spec['name']}')"
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"method": {"name": "shot", "pl_loss": spec}})
+    assert str(err.value) == f"config: {want}"
+    # the same declaration checks a source loss and a loss built in code (without the loader)
+    with pytest.raises(ConfigError, match=re.escape(f"'method.loss.{key}' {message} (loss '{spec['name']}')")):
+        config_from_dict({"method": {"name": "source", "loss": spec}})
+    with pytest.raises(ConfigError, match=re.escape(f"'method.pl_loss.{key}' {message}")):
         build_loss(spec, 4)
+
+
+def test_a_bad_loss_value_or_key_is_reported_with_where_it_was_set(tmp_path):
+    cfg = tmp_path / "gce.yaml"
+    cfg.write_text("method:\n  name: shot\n  pl_loss:\n    name: gce\n    q: 0\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert str(err.value) == f"{cfg}:5: 'method.pl_loss.q' must be in (0, 1], got 0.0 (loss 'gce')"
+    with pytest.raises(ConfigError) as err:
+        load_config("digits/shot/mnist5k_uci", ["method.pl_loss.name=gce", "method.pl_loss.q=0"])
+    assert str(err.value) == "command line: 'method.pl_loss.q' must be in (0, 1], got 0.0 (loss 'gce')"
+    with pytest.raises(ConfigError) as err:
+        load_config("digits/shot/mnist5k_uci", ["method.pl_loss.name=gce", "method.pl_loss.qq=1"])
+    assert str(err.value) == "command line: unknown key 'method.pl_loss.qq' (did you mean 'method.pl_loss.q'?)"
+
+
+def test_focal_alpha_needs_one_weight_per_class_when_the_loss_is_built():
+    # the number of classes is known only when the loss is built: one line naming the key and the count
+    with pytest.raises(ConfigError, match=r"^loss 'focal': 'alpha' must list one weight per class \(4\), got 1;"):
+        build_loss({"name": "focal", "alpha": [1.0]}, 4)
+    with pytest.raises(ConfigError, match="'method.pl_loss.alpha' must be a list"):
+        config_from_dict({"method": {"name": "shot", "pl_loss": {"name": "focal", "alpha": 1.0}}})
+
+
+def test_losses_built_in_code_take_keyword_parameters_checked_as_the_config_does():
+    from sfda.losses.generalized_ce import GeneralizedCrossEntropy
+    assert GeneralizedCrossEntropy(4, q=0.5).hparams.q == 0.5
+    assert GeneralizedCrossEntropy(4).hparams.q == 0.7
+    with pytest.raises(ConfigError, match=re.escape("'method.pl_loss.q' must be in (0, 1], got 0.0")):
+        GeneralizedCrossEntropy(4, q=0.0)
+    with pytest.raises(ConfigError, match="unknown parameter 'method.pl_loss.qq'"):
+        GeneralizedCrossEntropy(4, qq=0.5)
+
+
+def test_every_loss_declares_typed_parameters_and_no_legacy_defaults():
+    from sfda.losses.base import LossParams
+    for name, cls in LOSSES.canonical().items():
+        # its own Params, or none at all (the empty base: no keys accepted)
+        assert cls.Params is LossParams or ("Params" in vars(cls) and issubclass(cls.Params, LossParams)), name
+        assert not hasattr(cls, "defaults") and not hasattr(cls, "param_defaults"), name
+        for f in dataclasses.fields(cls.Params):
+            assert f.metadata.get("help"), (name, f.name)   # every parameter has a one-line help for `sfda list`
 
 
 def test_unknown_loss_keys_are_rejected_by_the_config():

@@ -7,12 +7,7 @@
 """
 from __future__ import annotations
 
-import math
-from typing import Optional
-
 import torch
-
-from ..errors import ConfigError
 
 
 def as_float(logits: torch.Tensor) -> torch.Tensor:
@@ -74,26 +69,3 @@ def project_to_scaled_simplex(v: torch.Tensor, total: float) -> torch.Tensor:
     rho = (u - css / j > 0).sum().clamp_min(1)
     theta = css.gather(0, (rho - 1).view(1)) / rho.to(v.dtype)
     return (v - theta).clamp_min(0.0)
-
-
-# ---- parameter checks: a user mistake is one line naming the key and the fix ----------------------------
-
-def check(cond: bool, loss: str, key: str, msg: str, example) -> None:
-    if not cond:
-        raise ConfigError(f"loss '{loss}': {key} {msg}; set method.pl_loss.{key} (or method.loss.{key}) "
-                          f"to e.g. {example}")
-
-
-def check_number(loss: str, key: str, value, example, *, low: Optional[float] = None, high: Optional[float] = None,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    ok_type = ok_type and not isinstance(value, bool) and (integer or math.isfinite(float(value)))
-    check(ok_type, loss, key, f"must be {kind}, got {value!r}", example)
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    rng = f"in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-    if low is not None:
-        check(value > low if low_open else value >= low, loss, key, f"must be {rng}, got {value!r}", example)
-    if high is not None:
-        check(value < high if high_open else value <= high, loss, key, f"must be {rng}, got {value!r}", example)

@@ -18,12 +18,16 @@ w_i * CE_i; they do not enter g_i.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, Optional
+
 import torch
 import torch.nn.functional as F
 
+from ..params import param
 from ..registry import LOSSES
-from .base import Loss
-from .functional import as_float, check, check_number, project_to_scaled_simplex
+from .base import Loss, LossParams
+from .functional import as_float, project_to_scaled_simplex
 
 
 def low_weights(logits: torch.Tensor, targets: torch.Tensor, lamb: float, grad_scale: str = "batch") -> torch.Tensor:
@@ -46,17 +50,15 @@ class LOWLoss(Loss):
     lambda = 0.1 with ``grad_scale: batch`` (reference HEAD) or lambda = 1 with ``grad_scale: sample`` (older
     reference version)."""
 
-    defaults = {"lamb": 0.1, "grad_scale": "batch"}
+    @dataclass
+    class Params(LossParams):
+        lamb: float = param(0.1, low=0.0, low_open=True, help="the QP's lambda (large: weights near 1)")
+        grad_scale: Literal["batch", "sample"] = param("batch", help="g of the batch-mean loss or per sample")
 
-    def __init__(self, num_classes, **params):
-        super().__init__(num_classes, **params)
-        check_number(self.name, "lamb", self.lamb, 0.1, low=0.0, low_open=True)
-        check(self.grad_scale in ("batch", "sample"), self.name, "grad_scale",
-              f"must be 'batch' or 'sample', got {self.grad_scale!r}", "batch")
-        self.last_weights = None
+    hparams: Params
 
-    def forward(self, logits, targets, indices=None):
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
+                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
         z = as_float(logits)
-        w = low_weights(z, targets, float(self.lamb), self.grad_scale)
-        self.last_weights = w
-        return w * F.cross_entropy(z, targets.long(), reduction="none")
+        weights = low_weights(z, targets, self.hparams.lamb, self.hparams.grad_scale)
+        return weights * F.cross_entropy(z, targets.long(), reduction="none")

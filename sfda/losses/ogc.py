@@ -23,21 +23,25 @@ Deviations from the reference, where the SFDA interface differs:
   Office-Home and digits configs; the ratio is then 1.2, the reference's value at lr 0.01);
 - the GMM is fitted with a small EM in NumPy (float64), initialised at the 25th and 75th percentiles of
   H, instead of scikit-learn's k-means initialisation;
-- the state (queue, p*, counters) is the loss module's extra state (``state_dict()``), so a method that saves
+- the state (queue, p*, counters) is in the loss module's buffers (``state_dict()``), so a method that saves
   its criterion's state_dict in its resume state resumes it exactly.
 External sample weights multiply lbar_i; they do not enter the GMM fit (as in the reference).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..params import param
 from ..registry import LOSSES
-from .base import Loss
-from .functional import as_float, check, check_number, pick
+from .base import Loss, LossParams
+from .functional import as_float, pick
 
 P_MIN, P_MAX = 1e-7, 1.0 - 1e-7
 
@@ -119,6 +123,27 @@ def solve_threshold(h: np.ndarray, target: float, base: str = "ce", gamma: float
     return 0.5 * (lo + hi)
 
 
+class HostScalars(nn.Module):
+    """Scalar state read on the host at every call (a threshold, counters): 0-d float64/int64 buffers that
+    stay on the CPU when the loss moves to a device, so reading them never waits for the device. They are
+    buffers, so ``state_dict`` holds them; ``scalars["name"]`` reads one, ``scalars["name"] = v`` sets it."""
+
+    def __init__(self, **initial: float):
+        super().__init__()
+        for name, value in initial.items():
+            dtype = torch.long if isinstance(value, int) else torch.float64
+            self.register_buffer(name, torch.tensor(value, dtype=dtype))
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> "HostScalars":
+        return self  # .to(device), .half(), ...: the scalars stay where and what they are
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name).item()
+
+    def __setitem__(self, name: str, value: float) -> None:
+        getattr(self, name).fill_(value)
+
+
 @LOSSES.register("ce_ogc", aliases=("ogc", "ogc_ce"))
 class OGCLoss(Loss):
     """CE + OGC (Ye et al., AAAI 2025): CE with d/dp_y clipped below an adaptive threshold p*.
@@ -126,47 +151,43 @@ class OGCLoss(Loss):
     ``base: fl`` or ``gce`` for OGC-FL / OGC-GCE; p* is re-optimised every ``interval`` calls (see the module
     docstring)."""
 
-    defaults = {
-        "base": "ce",          # ce | fl | gce
-        "gamma": 0.5,          # focal gamma (base fl)
-        "q": 0.7,              # GCE q (base gce)
-        "eps": 20.0,           # target ratio 1 + lr * eps
-        "lr": 0.01,            # learning rate in the target ratio (the reference: the optimiser's current lr)
-        "interval": 32,        # calls between threshold updates
-        "queue_size": 4096,    # H values kept for the GMM
-        "grid": 1000,
-        "max_iter": 10,        # bisection iterations
-        "tol": 1e-7,
-        "gmm_iters": 10,
-        "reg_covar": 1e-3,
-    }
+    @dataclass
+    class Params(LossParams):
+        base: Literal["ce", "fl", "gce"] = param("ce", help="the clipped loss: CE, focal (fl) or GCE")
+        gamma: float = param(0.5, low=0.0, help="focal gamma (base fl)")
+        q: float = param(0.7, low=0.0, high=1.0, low_open=True, help="GCE q (base gce)")
+        eps: float = param(20.0, low=0.0, help="target ratio 1 + lr * eps")
+        lr: float = param(0.01, low=0.0, help="learning rate in the target ratio (reference: the optimiser's lr)")
+        interval: int = param(32, low=1, help="calls between threshold updates")
+        queue_size: int = param(4096, low=1, help="recent -log p_y values kept for the GMM")
+        grid: int = param(1000, low=1, help="grid points of the ratio's integrals")
+        max_iter: int = param(10, low=1, help="bisection iterations")
+        tol: float = param(1e-7, low=0.0, low_open=True, help="bisection tolerance on p*")
+        gmm_iters: int = param(10, low=1, help="EM iterations of the GMM fit")
+        reg_covar: float = param(1e-3, low=0.0, help="added to the GMM's variances")
 
-    def __init__(self, num_classes, **params):
-        super().__init__(num_classes, **params)
-        check(self.base in ("ce", "fl", "gce"), self.name, "base", f"must be ce, fl or gce, got {self.base!r}", "ce")
-        check_number(self.name, "gamma", self.gamma, 0.5, low=0.0)
-        check_number(self.name, "q", self.q, 0.7, low=0.0, high=1.0, low_open=True)
-        check_number(self.name, "eps", self.eps, 20.0, low=0.0)
-        check_number(self.name, "lr", self.lr, 0.01, low=0.0)
-        for key, ex in (("interval", 32), ("queue_size", 4096), ("grid", 1000), ("max_iter", 10), ("gmm_iters", 10)):
-            check_number(self.name, key, getattr(self, key), ex, low=1, integer=True)
-        check_number(self.name, "tol", self.tol, 1e-7, low=0.0, low_open=True)
-        check_number(self.name, "reg_covar", self.reg_covar, 1e-3, low=0.0)
-        self.p_star = P_MIN
-        self.calls = 0
-        self.updates = 0
+    hparams: Params
+    queue: torch.Tensor
+
+    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides):
+        super().__init__(num_classes, hparams, **overrides)
         # the FIFO queue of H = -log p_y lives on the loss's device (copied to the host only for the fit)
-        self.queue = torch.zeros(int(self.queue_size))
-        self._filled = 0
-        self._pos = 0
+        self.register_buffer("queue", torch.zeros(self.hparams.queue_size))
+        # p*, calls of forward, threshold updates, values in the queue, next write position
+        self.scalars = HostScalars(p_star=P_MIN, calls=0, updates=0, filled=0, position=0)
 
-    def get_extra_state(self):
-        return {"p_star": self.p_star, "calls": self.calls, "updates": self.updates, "queue": self.queue.clone(),
-                "filled": self._filled, "pos": self._pos}
+    @property
+    def p_star(self) -> float:
+        return float(self.scalars["p_star"])
 
-    def set_extra_state(self, state):
-        self.p_star, self.calls, self.updates = state["p_star"], state["calls"], state["updates"]
-        self.queue, self._filled, self._pos = state["queue"].clone(), state["filled"], state["pos"]
+    @p_star.setter
+    def p_star(self, value: float) -> None:
+        self.scalars["p_star"] = value
+
+    @property
+    def updates(self) -> int:
+        """Threshold updates so far."""
+        return int(self.scalars["updates"])
 
     @property
     def _queue(self) -> np.ndarray:
@@ -175,47 +196,55 @@ class OGCLoss(Loss):
 
     @property
     def target_ratio(self) -> float:
-        return 1.0 + float(self.lr) * float(self.eps)
+        return 1.0 + self.hparams.lr * self.hparams.eps
+
+    def _base_args(self) -> Tuple[str, float, float]:
+        return self.hparams.base, self.hparams.gamma, self.hparams.q
 
     @property
     def tau(self) -> float:
-        return float(base_grad_abs(np.array([self.p_star]), self.base, float(self.gamma), float(self.q))[0])
+        return float(base_grad_abs(np.array([self.p_star]), *self._base_args())[0])
 
     def _base(self, lp_y: torch.Tensor) -> torch.Tensor:
-        if self.base == "ce":
+        base, gamma, q = self._base_args()
+        if base == "ce":
             return -lp_y
-        if self.base == "fl":
-            return -torch.exp(float(self.gamma) * torch.log1p(-torch.exp(lp_y))) * lp_y
-        return -torch.expm1(float(self.q) * lp_y) / float(self.q)
+        if base == "fl":
+            return -torch.exp(gamma * torch.log1p(-torch.exp(lp_y))) * lp_y
+        return -torch.expm1(q * lp_y) / q
 
     def push(self, h: torch.Tensor) -> None:
         """Append H values to the FIFO queue (the oldest are overwritten); no host synchronisation."""
-        Q = self.queue.numel()
-        h = h.detach().float().reshape(-1)[-Q:]
+        size = self.queue.numel()
+        h = h.detach().float().reshape(-1)[-size:]
         if self.queue.device != h.device:
             self.queue = self.queue.to(h.device)
-        idx = (self._pos + torch.arange(h.numel(), device=h.device)) % Q
+        position = self.scalars["position"]
+        idx = (position + torch.arange(h.numel(), device=h.device)) % size
         self.queue[idx] = h
-        self._pos = int((self._pos + h.numel()) % Q)
-        self._filled = min(Q, self._filled + h.numel())
+        self.scalars["position"] = int((position + h.numel()) % size)
+        self.scalars["filled"] = min(size, self.scalars["filled"] + h.numel())
 
     def update_threshold(self) -> float:
-        self.p_star = solve_threshold(self._queue, self.target_ratio, self.base, float(self.gamma), float(self.q),
-                                      grid=int(self.grid), max_iter=int(self.max_iter), tol=float(self.tol),
-                                      gmm_iters=int(self.gmm_iters), reg_covar=float(self.reg_covar))
-        self.updates += 1
+        hp = self.hparams
+        self.p_star = solve_threshold(self._queue, self.target_ratio, *self._base_args(), grid=hp.grid,
+                                      max_iter=hp.max_iter, tol=hp.tol, gmm_iters=hp.gmm_iters,
+                                      reg_covar=hp.reg_covar)
+        self.scalars["updates"] = self.updates + 1
         return self.p_star
 
-    def forward(self, logits, targets, indices=None):
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
+                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
         lp_y = pick(F.log_softmax(as_float(logits), dim=1), targets)
         lp_c = lp_y.clamp(math.log(P_MIN), math.log(P_MAX))
-        ps = float(self.p_star)
-        l_star = float(base_loss_np(np.array([ps]), self.base, float(self.gamma), float(self.q))[0])
+        ps = self.p_star
+        l_star = float(base_loss_np(np.array([ps]), *self._base_args())[0])
         clipped = 1.0 - self.tau * torch.exp(lp_y) + l_star
         loss = torch.where(torch.exp(lp_c) <= ps, clipped, self._base(lp_c))
         # state: queue of H = -log p_y and the periodic threshold update
         self.push(-lp_c.detach())
-        self.calls += 1
-        if self._filled >= self.queue.numel() and self.calls % int(self.interval) == 0:
+        calls = self.scalars["calls"] + 1
+        self.scalars["calls"] = calls
+        if self.scalars["filled"] >= self.queue.numel() and calls % self.hparams.interval == 0:
             self.update_threshold()
         return loss

@@ -33,7 +33,7 @@ class FocalLoss(Loss):
     @dataclass
     class Params(LossParams):
         gamma: float = param(2.0, low=0.0, help="focusing exponent of (1 - p_y); 0 is CE")
-        alpha: Optional[List[float]] = param(None, low=0.0, help="null or one non-negative weight per class")
+        alpha: Optional[List[float]] = param(None, low=0.0, help="null or one weight >= 0 per class")  # noqa: RUF009
         detach_factor: bool = param(False, help="treat (1 - p_y)^gamma as a constant in backprop")
 
     hparams: Params

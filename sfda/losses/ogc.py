@@ -134,7 +134,7 @@ class HostScalars(nn.Module):
             dtype = torch.long if isinstance(value, int) else torch.float64
             self.register_buffer(name, torch.tensor(value, dtype=dtype))
 
-    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> "HostScalars":
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> HostScalars:
         return self  # .to(device), .half(), ...: the scalars stay where and what they are
 
     def __getitem__(self, name: str) -> Any:

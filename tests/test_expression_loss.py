@@ -10,8 +10,7 @@ from sfda.config import load_config
 from sfda.errors import ConfigError
 from sfda.losses import build_loss
 from sfda.losses.expression import FORMULAS, ExpressionLoss
-from sfda.losses.expression_grammar import (BINARY, EPS, EXTRA_UNARY, UNARY, FormulaError, evaluate, parse,
-                                            to_text)
+from sfda.losses.expression_grammar import BINARY, EPS, EXTRA_UNARY, UNARY, FormulaError, evaluate, parse, to_text
 from sfda.registry import LOSSES
 
 # Independent references for the 27 + 7 NeuroLoss operators (and cos), written from the reference sheet.

@@ -10,8 +10,15 @@ from sfda.cli import main
 from sfda.config import load_config
 from sfda.errors import ConfigError
 from sfda.losses import build_loss
-from sfda.losses.learned import (LearnedLoss, loss_features, loss_values, num_weights, raw_values, read_loss_file,
-                                 uniform_slope)
+from sfda.losses.learned import (
+    LearnedLoss,
+    loss_features,
+    loss_values,
+    num_weights,
+    raw_values,
+    read_loss_file,
+    uniform_slope,
+)
 from sfda.losses.learned_pairs import KINDS, REGIMES, sample_pairs, scores
 from sfda.losses.learned_pretrain import LogisticMutation, PretrainParams, consistency, pretrain
 from sfda.params import build_params

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Dict, Literal, NamedTuple, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from ..params import ParamError, Params as BaseParams, hparams_for, param
+from ..params import ParamError, param
 from ..registry import LOSSES
-from .base import Loss
+from .base import Loss, LossParams
 from .expression_grammar import FormulaError, Node, evaluate, parse
 
 
@@ -59,7 +58,7 @@ class ExpressionLoss(Loss):
     the NeuroLoss operators; summed over the classes, optionally negated (``flip``). Never Python eval."""
 
     @dataclass
-    class Params(BaseParams):
+    class Params(LossParams):
         formula: str = param("ce", help="a formula over p, y, K (docs/losses.md) or a shipped name: "
                                         + ", ".join(FORMULAS))
         flip: bool = param(False, help="multiply the per-sample value by -1 (the NeuroLoss 'flip' sign)")
@@ -73,10 +72,10 @@ class ExpressionLoss(Loss):
             except FormulaError as e:
                 raise ParamError("formula", str(e)) from None
 
-    def __init__(self, num_classes: int, hparams: Optional[BaseParams] = None, **overrides):
-        nn.Module.__init__(self)  # the typed-parameter Loss base (issue 11) takes over once merged
-        self.num_classes = num_classes
-        self.hparams = hparams_for(type(self), hparams, overrides, prefix="method.pl_loss.")
+    hparams: Params
+
+    def __init__(self, num_classes: int, hparams: Optional[LossParams] = None, **overrides):
+        super().__init__(num_classes, hparams, **overrides)
         self.tree = parse_formula(self.hparams.formula)
 
     def per_class(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

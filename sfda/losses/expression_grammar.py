@@ -91,7 +91,7 @@ class FormulaError(ValueError):
 class Node:
     kind: str  # "num", "var" or "call"
     value: Union[float, str]
-    args: Tuple["Node", ...] = ()
+    args: Tuple[Node, ...] = ()
     position: int = 1
 
 

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..params import ParamError, Params as BaseParams, hparams_for, param
+from ..params import ParamError, param
 from ..paths import resolve_path
 from ..registry import LOSSES
-from .base import Loss
+from .base import KEY_PREFIX, Loss, LossParams
 
 FILE_FORMAT = "sfda-learned-loss"
 NUM_FEATURES = 5
@@ -116,9 +115,9 @@ def read_loss_file(path: str) -> Dict[str, Any]:
     try:
         record = torch.load(file, map_location="cpu", weights_only=True)
         ok = isinstance(record, dict) and record.get("format") == FILE_FORMAT
-        theta, hidden = (record["theta"], int(record["hidden"])) if ok else (None, 0)
-        ok = ok and torch.is_tensor(theta) and theta.shape == (1, num_weights(hidden))
-        ok = ok and bool(torch.isfinite(theta).all())
+        theta = record.get("theta") if ok else None
+        ok = ok and isinstance(theta, torch.Tensor) and theta.shape == (1, num_weights(int(record["hidden"])))
+        ok = ok and isinstance(theta, torch.Tensor) and bool(torch.isfinite(theta).all())
     except Exception:  # any unreadable file is reported the same way
         ok = False
     if not ok:
@@ -133,7 +132,7 @@ class LearnedLoss(Loss):
     `sfda loss pretrain --out FILE` (synthetic pairs, ranking consistency, chaotic-mutation ES); frozen."""
 
     @dataclass
-    class Params(BaseParams):
+    class Params(LossParams):
         path: str = param("", help="file written by `sfda loss pretrain --out FILE`")
 
         def check(self) -> None:
@@ -142,14 +141,16 @@ class LearnedLoss(Loss):
             except ValueError as e:
                 raise ParamError("path", str(e)) from None
 
-    def __init__(self, num_classes: int, hparams: Optional[BaseParams] = None, **overrides):
-        nn.Module.__init__(self)  # the typed-parameter Loss base (issue 11) takes over once merged
-        self.num_classes = num_classes
-        self.hparams = hparams_for(type(self), hparams, overrides, prefix="method.pl_loss.")
+    hparams: Params
+    theta: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, num_classes: int, hparams: Optional[LossParams] = None, **overrides):
+        super().__init__(num_classes, hparams, **overrides)
         try:
             record = read_loss_file(self.hparams.path)
         except ValueError as e:
-            raise ConfigError(f"'method.pl_loss.path' {e}") from None
+            raise ConfigError(f"'{KEY_PREFIX}path' {e}") from None
         self.hidden = int(record["hidden"])
         theta = record["theta"].float()
         self.register_buffer("theta", theta)

@@ -166,7 +166,15 @@ def test_missing_or_corrupt_file_is_one_line_naming_it_and_the_command(tmp_path,
         with pytest.raises(ConfigError, match=f"'{bad}' is not a learned loss file .* `sfda loss pretrain --out {bad}`"):
             LearnedLoss(10, path=str(bad))
     with pytest.raises(ConfigError, match="'method.loss.path' must name a file"):
-        load_config("configs/digits/source/mnist5k.yaml", ["method.loss={name: learned}"])
+        load_config("configs/digits/source/mnist5k.yaml", ['method.loss={name: learned, path: ""}'])
+
+
+def test_the_shipped_file_is_the_default_and_matches_its_command():
+    cfg = load_config("configs/digits/shot/mnist5k_uci.yaml", ["method.pl_loss={name: learned}"])
+    record = read_loss_file(cfg.method.pl_loss.path)
+    assert cfg.method.pl_loss.path == "configs/losses/edl_style.pt"
+    assert record["command"] == "sfda loss pretrain --out configs/losses/edl_style.pt"
+    assert record["settings"] == PretrainParams().to_dict()
 
 
 def test_usable_as_pseudo_label_and_supervised_loss(loss_file):

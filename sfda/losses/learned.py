@@ -35,6 +35,7 @@ from .base import KEY_PREFIX, Loss, LossParams
 FILE_FORMAT = "sfda-learned-loss"
 NUM_FEATURES = 5
 MIN_SLOPE = 1e-3
+SHIPPED_FILE = "configs/losses/edl_style.pt"  # `sfda loss pretrain --out configs/losses/edl_style.pt` (defaults)
 CREATE_HINT = "create it with `sfda loss pretrain --out {path}`"
 
 
@@ -133,7 +134,8 @@ class LearnedLoss(Loss):
 
     @dataclass
     class Params(LossParams):
-        path: str = param("", help="file written by `sfda loss pretrain --out FILE`")
+        path: str = param(SHIPPED_FILE, help="file written by `sfda loss pretrain --out FILE` (default: the "
+                                             "shipped one, made by `sfda loss pretrain --out " + SHIPPED_FILE + "`)")
 
         def check(self) -> None:
             try:

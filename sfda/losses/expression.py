@@ -54,8 +54,10 @@ def parse_formula(formula: str) -> Node:
 
 @LOSSES.register("expression", aliases=("formula",))
 class ExpressionLoss(Loss):
-    """A loss given as a formula over p (softmax), y (one-hot, optionally smoothed), K and constants, with
-    the NeuroLoss operators; summed over the classes, optionally negated (``flip``). Never Python eval."""
+    """A loss written as a formula over p, y, K and constants with the NeuroLoss operators (docs/losses.md).
+
+    p is the softmax, y the one-hot label (optionally smoothed); the formula's value is summed over the classes
+    and optionally negated (``flip``). Parsed by sfda's own grammar, never by Python eval."""
 
     @dataclass
     class Params(LossParams):

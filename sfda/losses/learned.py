@@ -129,8 +129,10 @@ def read_loss_file(path: str) -> Dict[str, Any]:
 
 @LOSSES.register("learned", aliases=("edl_style",))
 class LearnedLoss(Loss):
-    """EDL-style learned loss: a small monotone network over probabilities, pretrained without data by
-    `sfda loss pretrain --out FILE` (synthetic pairs, ranking consistency, chaotic-mutation ES); frozen."""
+    """EDL-style learned loss: a small network over probabilities, pretrained without data, used frozen.
+
+    Made by `sfda loss pretrain --out FILE` (synthetic pairs, ranking consistency, chaotic-mutation evolution
+    strategy); strictly decreasing in p_y by construction; sfda's design (docs/losses.md)."""
 
     @dataclass
     class Params(LossParams):

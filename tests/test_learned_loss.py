@@ -199,3 +199,18 @@ def test_rank_and_curves_commands(loss_file, tmp_path, capsys):
     assert "| CE |" in out and "| NGL |" in out and "EDL-style chaotic seed 0" in out
     png = tmp_path / "fitness.png"
     assert main(["loss", "curves", str(loss_file), "--out", str(png)]) == 0 and png.stat().st_size > 1000
+
+
+def test_detached_context_gives_the_gradient_direction_of_cross_entropy(loss_file):
+    logits = torch.randn(12, 10, generator=torch.Generator().manual_seed(4)) * 3
+    targets = torch.arange(12) % 10
+    grads = {}
+    for detach in (True, False):
+        z = logits.clone().requires_grad_(True)
+        LearnedLoss(10, path=str(loss_file), detach_context=detach)(z, targets).sum().backward()
+        grads[detach] = z.grad
+    z = logits.clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(z, targets, reduction="sum").backward()
+    scale = (grads[True] * z.grad).sum(1) / (z.grad * z.grad).sum(1)
+    assert (scale > 0).all() and torch.allclose(grads[True], scale[:, None] * z.grad, atol=1e-5)
+    assert not torch.allclose(grads[False], grads[True], atol=1e-4)   # the context's own gradient

@@ -16,6 +16,11 @@ Network, ``hidden`` units: ``l = sum_j a_j softplus(w_j . (u1, u2) + v_j . (c1, 
 So ``l`` is finite and strictly increasing in ``u1`` (strictly decreasing in p_y) for any weights and any
 fixed ``q``; the context may raise or lower the penalty. The value is divided by ``dl/du1`` at the uniform
 prediction of the run's K, so its gradient there equals cross-entropy's (a drop-in for CE under SGD).
+With ``detach_context`` (default) the context features are constants in backprop, as the noisy-label
+references treat focal loss's modulating factor: the gradient with respect to the logits then points where
+CE's does (z_y up, the others down in proportion to p_k), scaled per sample by the network. Without it the
+network can lower the loss by flattening the wrong classes, which drove LeNet to a constant output in source
+training on the digits (docs/losses.md).
 """
 from __future__ import annotations
 
@@ -138,6 +143,8 @@ class LearnedLoss(Loss):
     class Params(LossParams):
         path: str = param(SHIPPED_FILE, help="file written by `sfda loss pretrain --out FILE` (default: the "
                                              "shipped one, made by `sfda loss pretrain --out " + SHIPPED_FILE + "`)")
+        detach_context: bool = param(True, help="no gradient through the non-target features (c1, c2): the "
+                                                "gradient points where CE's does, scaled per sample")
 
         def check(self) -> None:
             try:
@@ -163,4 +170,6 @@ class LearnedLoss(Loss):
     def forward(self, logits: torch.Tensor, targets: torch.Tensor,
                 indices: Optional[torch.Tensor] = None) -> torch.Tensor:
         features = loss_features(logits, targets)
+        if self.hparams.detach_context:
+            features = torch.cat([features[:, :2], features[:, 2:].detach()], dim=1)
         return raw_values(self.theta, features, self.hidden)[0] / self.scale

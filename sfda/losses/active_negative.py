@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ class ActiveNegativeParams(LossParams):
     delta: float = param(5e-5, low=0.0, help="weight of the L1 penalty on the trainable parameters")
 
 
-def _min_prob():
+def _min_prob() -> Any:
     return param(1e-7, low=0.0, high=1.0, low_open=True, high_open=True, help="clamp of p_k in the negative term")
 
 

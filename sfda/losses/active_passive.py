@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,23 +29,23 @@ def rce(log_py: torch.Tensor, log_zero: float) -> torch.Tensor:
     return -log_zero * one_minus_p(log_py)
 
 
-def _alpha(default: float):
+def _alpha(default: float) -> Any:
     return param(default, low=0.0, help="weight of the active term")
 
 
-def _beta(default: float):
+def _beta(default: float) -> Any:
     return param(default, low=0.0, help="weight of the passive term")
 
 
-def _log_zero():
+def _log_zero() -> Any:
     return param(LOG_1E4, high=0.0, high_open=True, help="RCE's log 0 (the reference code's ln 1e-4)")
 
 
-def _gamma():
+def _gamma() -> Any:
     return param(0.5, low=0.0, help="NFL's focusing exponent (factors detached)")
 
 
-def _mae_scale():
+def _mae_scale() -> Any:
     return param(1.0, low=0.0, help="MAE = mae_scale (1 - p_y); 1 is APL's reduced MAE, 2 the paper's")
 
 

@@ -6,7 +6,7 @@ NCE as the active term. Notation: log p = log_softmax(z), y the (pseudo-)label, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +32,11 @@ def ael(u: torch.Tensor, a: float) -> torch.Tensor:
     return torch.exp(-u / a)
 
 
-def _a(default: float, low: float = 0.0):
+def _a(default: float, low: float = 0.0) -> Any:
     return param(default, low=low, low_open=True, help="the offset a" + (" (> 1)" if low else ""))
 
 
-def _q(default: float):
+def _q(default: float) -> Any:
     return param(default, low=0.0, low_open=True, help="the exponent q")
 
 

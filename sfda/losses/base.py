@@ -44,7 +44,7 @@ class Loss(nn.Module):
     Params: Type[LossParams] = LossParams
     hparams: LossParams
 
-    def __init__(self, num_classes: int, hparams: Optional[LossParams] = None, **overrides: Any):
+    def __init__(self, num_classes: int, hparams: Optional[LossParams] = None, **overrides: Any) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.hparams = cast(LossParams, hparams_for(type(self), hparams, overrides, prefix=KEY_PREFIX))

@@ -7,7 +7,7 @@ log p = log_softmax(z), y the (pseudo-)label, p_y its probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,7 @@ class FocalLoss(Loss):
     hparams: Params
     class_alpha: Optional[torch.Tensor]
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides):
+    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any) -> None:
         super().__init__(num_classes, hparams, **overrides)
         alpha = self.hparams.alpha
         if alpha is not None and len(alpha) != num_classes:

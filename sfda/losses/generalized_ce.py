@@ -6,7 +6,7 @@ log p = log_softmax(z), y the (pseudo-)label, p_y its probability, K the classes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,7 @@ class TruncatedGCE(Loss):
 
     hparams: Params
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides):
+    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any) -> None:
         super().__init__(num_classes, hparams, **overrides)
         # per sample: keep mask, softmax output of the last visit, visits, mask due for recomputation
         self.samples = PerSampleState(mask=((), torch.float32, 1.0), record=((num_classes,), torch.float32, 0.0),

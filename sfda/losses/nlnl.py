@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,7 @@ class NLNL(Loss):
     hparams: Params
     weights: torch.Tensor
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides):
+    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any) -> None:
         super().__init__(num_classes, hparams, **overrides)
         if num_classes < 2:
             raise ConfigError(f"loss '{self.name}' needs at least 2 classes (complementary labels), got {num_classes}")

@@ -63,7 +63,8 @@ def base_grad_abs(p: np.ndarray, base: str, gamma: float, q: float) -> np.ndarra
     return p ** (q - 1.0)
 
 
-def fit_gmm_1d(x: np.ndarray, iters: int = 10, reg_covar: float = 1e-3):
+def fit_gmm_1d(x: np.ndarray, iters: int = 10,
+               reg_covar: float = 1e-3) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two-component 1-D Gaussian mixture by EM; returns (means, variances, weights), means ascending."""
     x = np.asarray(x, dtype=np.float64)
     mu = np.percentile(x, [25.0, 75.0])
@@ -82,7 +83,8 @@ def fit_gmm_1d(x: np.ndarray, iters: int = 10, reg_covar: float = 1e-3):
     return mu[order], var[order], pi[order]
 
 
-def clipping_ratio(p_star: float, grid_h: np.ndarray, clean, noisy, base: str, gamma: float, q: float) -> float:
+def clipping_ratio(p_star: float, grid_h: np.ndarray, clean: Tuple[float, float], noisy: Tuple[float, float],
+                   base: str, gamma: float, q: float) -> float:
     """R(p*) = E_noisy[min(|l'|, tau)] / E_clean[min(|l'|, tau)] over the grid, densities normalised."""
     p = np.exp(-grid_h)
     g = base_grad_abs(p, base, gamma, q)
@@ -104,7 +106,7 @@ def solve_threshold(h: np.ndarray, target: float, base: str = "ce", gamma: float
     clean, noisy = (mu[0], var[0]), (mu[1], var[1])
     grid_h = np.linspace(-math.log(P_MAX), -math.log(P_MIN), grid)
 
-    def ratio(ps):
+    def ratio(ps: float) -> float:
         return clipping_ratio(ps, grid_h, clean, noisy, base, gamma, q)
 
     if ratio(P_MIN) <= target:
@@ -169,7 +171,7 @@ class OGCLoss(Loss):
     hparams: Params
     queue: torch.Tensor
 
-    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides):
+    def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any) -> None:
         super().__init__(num_classes, hparams, **overrides)
         # the FIFO queue of H = -log p_y lives on the loss's device (copied to the host only for the fit)
         self.register_buffer("queue", torch.zeros(self.hparams.queue_size))

@@ -2,7 +2,8 @@
 # Shared body of scripts/office_home_compare.sh and scripts/digits_compare.sh (not meant to be run directly).
 # Expects BENCH (folder under configs/), TABLE_BENCH (benchmark name in `sfda table`) and DEFAULT_TASKS.
 #
-# For every seed and task: SHOT (configs/$BENCH/shot/<task>.yaml), SHOT with each Table IV loss or sampler
+# For every seed and task: SHOT (configs/$BENCH/shot/<task>.yaml), SHOT with each Table IV loss or sampler and
+# with the evolved and learned losses sfda adds (NGL, the EDL-style learned loss, the Baikal expression loss)
 # (the same config plus configs/$BENCH/compare/<variant>.yaml), and SHOT+NS-WS
 # (configs/$BENCH/shot_ns/<task>.yaml if it exists, else the task config plus compare/ns_ws.yaml).
 # Arguments: numbers are seeds (default 2019 2020 2021, or $SEEDS), anything else is passed to every run
@@ -10,7 +11,7 @@
 # can simply be rerun. At the end `sfda table` prints every finished run of the benchmark under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-VARIANTS=${VARIANTS:-"focal gce ls nlnl sce apl low polyloss anl aul ce_mae ce_ogc cbs srs pbs"}
+VARIANTS=${VARIANTS:-"focal gce ls nlnl sce apl low polyloss anl aul ce_mae ce_ogc cbs srs pbs ngl learned baikal"}
 TASKS=${TASKS:-$DEFAULT_TASKS}
 OUT=${OUT:-runs}
 SFDA=${SFDA:-sfda}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The NS paper's Table IV grid (SHOT, the 12 losses, the 3 samplers, SHOT+NS-WS) on the offline digits
+# The NS paper's Table IV grid (SHOT, the 12 losses, the 3 samplers, SHOT+NS-WS; plus NGL, the EDL-style
+# learned loss and the Baikal expression loss, which sfda adds) on the offline digits
 # benchmark (MNIST-5k -> UCI by default; build the data once with `sfda data digits-offline`), CPU-sized.
 #
 #   SFDA_DATA=/tmp/sfda-data scripts/digits_compare.sh 2019          # one seed

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The NS paper's Table IV grid on Office-Home: 12 tasks x {SHOT, SHOT with each of the 12 losses (Focal, GCE,
 # LS, NLNL, SCE, APL, LOW, PolyLoss, ANL, AUL, CE+MAE, CE+OGC) as its pseudo-label loss, SHOT with each of the
-# 3 samplers (CBS, SRS, PBS), SHOT+NS-WS} for each seed; then `sfda table` (published rows under ours).
+# 3 samplers (CBS, SRS, PBS), SHOT with NGL, the EDL-style learned loss and the Baikal expression loss (added
+# by sfda, not in the paper), SHOT+NS-WS} for each seed; then `sfda table` (published rows under ours).
 #
 #   scripts/office_home_compare.sh                          # seeds 2019 2020 2021
 #   scripts/office_home_compare.sh 2020 device=cuda:1       # one seed, an override for every run

@@ -115,6 +115,7 @@ def test_loss_against_hand_computed_values(name):
 
 def test_every_registered_loss_has_a_hand_check_or_a_dedicated_test():
     dedicated = {"ce", "label_smoothing", "nlnl", "low", "ce_ogc"}  # tests/test_losses_basic.py and below
+    dedicated |= {"expression", "learned"}  # tests/test_expression_loss.py, tests/test_learned_loss.py
     assert set(LOSSES.canonical()) <= set(HAND) | dedicated
 
 

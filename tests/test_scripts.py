@@ -12,6 +12,7 @@ SCRIPTS = {
     "office_home.sh": (24, "office-home"), "office31.sh": (12, "office31"), "visda_c.sh": (2, "visda-c"),
     "domainnet126.sh": (14, "domainnet-126"), "digits.sh": (6, "digits"), "cifar.sh": (16, "cifar"),
     "cifar_lt.sh": (16, "cifar-lt"), "imagenet.sh": (2, "imagenet"), "emotion.sh": (60, "emotion"),
+    "digits_lt.sh": (80, "digits-lt"),
 }
 
 
@@ -61,6 +62,16 @@ def test_a_misspelt_name_stops_before_any_run_with_one_line(name, env, bad):
     assert res.returncode == 2 and "run " not in res.stdout
     assert res.stderr.strip().splitlines() == [f"error: {bad} does not exist (check the names in "
                                                "METHODS/TASKS/VARIANTS/...)"]
+
+
+def test_digits_lt_script_builds_the_data_unless_given_a_root_and_takes_methods_and_tasks():
+    res = run_script("digits_lt.sh", SEEDS="1")
+    assert res.returncode == 0 and res.stdout.splitlines()[0] == "data digits-lt"
+    res = run_script("digits_lt.sh", "data.root=/somewhere", SEEDS="1 2", METHODS="baseline ns_lf", TASKS="imb100")
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0 and not any(line.startswith("data ") for line in lines)
+    assert [line.split()[2:4] for line in lines[:-1]] == [
+        [f"configs/digits-lt/{m}/imb100.yaml", f"seed={s}"] for s in (1, 2) for m in ("baseline", "ns_lf")]
 
 
 def test_unknown_variant_is_named():

@@ -12,14 +12,14 @@ accuracy; there is no validation split).
 CIFAR-LT (Cui et al. 2019; LDAM-DRW's builder): class i of K keeps n_i = int(n_max * imb^(-i/(K-1)))
 training images, n_max = images per class of the full set (5000 / 500); which images are kept is a seeded
 shuffle within each class (``subset_seed``, 0 as in LDAM-DRW, fixed across training seeds). The test set
-stays balanced.
+stays balanced. The subset code is :mod:`sfda.data.long_tail`, shared with the digits-LT benchmark.
 """
 from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from ..errors import ConfigError, DataError
 from ..params import Params, param
 from ..registry import FORMATS
 from .formats import DatasetFormat
+from .long_tail import long_tail_counts, long_tail_indices  # noqa: F401  (long_tail_counts: re-exported)
 from .transforms import build_transform
 
 DOWNLOAD_HELP = "download through torchvision when the files are missing (false: never use the network)"
@@ -98,29 +99,6 @@ def load_cifar(root: Path, name: str, split: str, download: bool = True) -> Tupl
             raise DataError(f"{folder}: labels outside [0, {spec['classes']}) in the {split} split; is this really {name}?")
         _LOADED[key] = (data, labels)
     return _LOADED[key]
-
-
-def long_tail_counts(n_max: int, num_classes: int, imbalance: float) -> List[int]:
-    """Images per class of CIFAR-LT: n_i = int(n_max * imbalance^(-i / (K - 1)))."""
-    if imbalance < 1:
-        raise ValueError(f"the imbalance factor must be >= 1 (n_max / n_min, e.g. 100), got {imbalance}")
-    return [int(n_max * (1.0 / imbalance) ** (i / (num_classes - 1.0))) for i in range(num_classes)]
-
-
-def long_tail_indices(labels: np.ndarray, num_classes: int, imbalance: float, seed: int = 0) -> np.ndarray:
-    """Indices of the CIFAR-LT subset: per class (in label order) the first n_i of a seeded shuffle
-    (numpy's legacy RandomState, which is what ``np.random.seed(0); np.random.shuffle`` in LDAM-DRW uses)."""
-    n_max = int(len(labels) / num_classes)
-    counts = long_tail_counts(n_max, num_classes, imbalance)
-    rng = np.random.RandomState(seed)
-    keep = []
-    for c, n in enumerate(counts):
-        idx = np.where(labels == c)[0]
-        rng.shuffle(idx)
-        if len(idx) < n:
-            raise DataError(f"class {c} has {len(idx)} training images, fewer than the {n} CIFAR-LT needs")
-        keep.append(idx[:n])
-    return np.concatenate(keep)
 
 
 class ArrayImages(Dataset):

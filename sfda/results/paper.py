@@ -40,6 +40,8 @@ NOTES = {
 
 CIFAR_TASKS = ["cifar10", "cifar100"]
 LT_TASKS = [f"{d}-lt-{imb}" for d in ("cifar10", "cifar100") for imb in (200, 100, 50, 10)]
+DLT_TASKS = ["imb100", "imb50", "imb10", "imb1"]
+LT10_TASKS = [f"cifar10-lt-{imb}" for imb in (200, 100, 50, 10)]
 EMO_TASKS = ["twitter1", "twitter2", "flickr", "instagram", "fi", "emoset"]
 
 PAPER = {
@@ -137,6 +139,23 @@ PAPER = {
             ("PBS", [63.6, 68.7, 75.2, 86.8, 28.7, 31.4, 38.3, 54.6]),
             ("NS-LF", [65.9, 71.2, 75.3, 87.3, 35.4, 39.7, 43.9, 56.4]),
         )],
+    },
+    # digits-LT (our CPU-sized Table V): no published numbers; the paper's CIFAR-LT-10 rows follow as a separate
+    # reference table ("reference"), the UCI scores of the same models as a second table ("cross": the key of
+    # the runs' source_only scores), rows in the paper's order ("order"), extra rows after them, and cells
+    # with fewer seeds than the table marked ("seed_counts")
+    "digits-lt": {
+        "layout": "single",
+        "tasks": DLT_TASKS,
+        "display": {"imb100": "×100", "imb50": "×50", "imb10": "×10", "imb1": "×1 (balanced)"},
+        "order": ["Baseline", "Focal", "GCE", "LS", "NLNL", "SCE", "APL", "LOW", "PolyLoss", "ANL", "AUL", "CE+MAE",
+                  "CE+OGC", "CBS", "SRS", "PBS", "NGL", "NS-WS", "NS-LF", "NS-LF (m=4)"],
+        "cross": ("uci", "UCI digits, the same models (cross-dataset test)"),
+        "seed_counts": True,
+        "rows": [],
+        "reference": {"title": "NS paper, Table V: CIFAR-LT-10, ResNet-32, 240 epochs (for reference; another dataset)",
+                      "bench": "cifar-lt", "tasks": LT10_TASKS,
+                      "display": {t: f"×{t.rsplit('-', 1)[1]}" for t in LT10_TASKS}},
     },
     "imagenet": {
         "layout": "single",

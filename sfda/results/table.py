@@ -147,24 +147,64 @@ def _with_paper_rows(ours: Dict[str, str], paper_rows: list, paper_line: Callabl
 
 def render_single(bench: str, runs: List[dict], info: dict, paper: bool = True, std: bool = True) -> str:
     """A supervised single-domain benchmark: columns are its datasets / imbalance factors (the runs' tasks),
-    rows its backbones or methods (the runs' labels); published rows of the same label follow ours."""
+    rows its backbones or methods (the runs' labels); published rows of the same label follow ours.
+    ``info`` may add ``order`` (row labels first, in this order), ``cross`` ((key, title): a second table of
+    the runs' ``source_only[key]`` scores), ``reference`` (published rows of another benchmark, a table of
+    their own) and ``seed_counts`` (cells with fewer seeds than the table say how many)."""
+    seeds = sorted({m["seed"] for m in runs})
+    metric = runs[0].get("metric", "accuracy")
+    title = f"### {bench} ({metric} on the held-out split, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})"
+    n_seeds = len(seeds) if info.get("seed_counts") else 0
+    parts = [_single_table(title, _single_rows(runs, info), info, info["rows"] if paper else [], std, n_seeds)]
+    if info.get("cross"):
+        key, what = info["cross"]
+        cross = _single_rows(runs, info, key)
+        if cross:
+            parts.append(_single_table(f"#### {bench}: {what}", cross, info, [], std, n_seeds))
+    ref = info.get("reference")
+    if paper and ref:
+        rows = [r for r in PAPER[ref["bench"]]["rows"] if any(t in r[2] for t in ref["tasks"])]
+        head = ["method"] + [ref["display"].get(t, t) for t in ref["tasks"]]
+        lines = [f"#### {ref['title']}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        parts.append("\n".join(lines + [_paper_single(label, src, vals, ref["tasks"]) for label, src, vals in rows]))
+    return "\n\n".join(parts)
+
+
+def _single_rows(runs: List[dict], info: dict, cross: Optional[str] = None) -> Dict[str, Dict[str, Dict[int, float]]]:
+    """{label: {task: {seed: score}}}: the runs' scores, or their ``source_only[cross]`` scores; rows in
+    ``info['order']`` first."""
     rows: Dict[str, Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for m in runs:
-        rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = m.get("score", m.get("accuracy"))
+        score = (m.get("source_only") or {}).get(cross) if cross else m.get("score", m.get("accuracy"))
+        if score is not None:
+            rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = score
+    order = {label: i for i, label in enumerate(info.get("order", []))}
+    return dict(sorted(rows.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def _single_table(title: str, rows: Dict[str, Dict[str, Dict[int, float]]], info: dict, paper_rows: list,
+                  std: bool, n_seeds: int) -> str:
     seen = {t for r in rows.values() for t in r}
     tasks = [t for t in info["tasks"] if t in seen] + sorted(seen - set(info["tasks"]))
     names = info.get("display", {})
-    metric = runs[0].get("metric", "accuracy")
-    seeds = sorted({m["seed"] for m in runs})
     head = ["method"] + [names.get(t, t) for t in tasks]
     ours = {label: _md_row([f"**{label}** (ours)"] +
-                           [_cell(list(per_task[t].values()), std) if t in per_task else "" for t in tasks])
+                           [_seeds_cell(list(per_task[t].values()), std, n_seeds) if t in per_task else ""
+                            for t in tasks])
             for label, per_task in rows.items()}
 
     def paper_line(label: str, source: str, vals: dict) -> str:
         return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks))
 
-    title = (f"### {bench} ({metric} on the held-out split, %; ours: mean ± std over seeds "
-             f"{', '.join(map(str, seeds))})")
-    return "\n".join(_header(title, head) + _with_paper_rows(ours, info["rows"] if paper else [], paper_line,
+    return "\n".join(_header(title, head) + _with_paper_rows(ours, paper_rows, paper_line,
                                                              lambda vals: any(t in vals for t in tasks)))
+
+
+def _seeds_cell(values: List[float], std: bool, n_seeds: int) -> str:
+    """Mean ± std, and the number of seeds when the cell has fewer than the table."""
+    cell = _cell(values, std)
+    return cell + (f" ({len(values)} seed{'s' if len(values) > 1 else ''})" if len(values) < n_seeds else "")
+
+
+def _paper_single(label, source, vals, tasks) -> str:
+    return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks))

@@ -3,6 +3,7 @@
 state_dict), the key queue, the refinement bank and PLUE's label memory, for the largest target domain.
 Arithmetic from the shipped configs (model built on the CPU, no weights downloaded) and the list sizes; prints
 a Markdown table (docs/methods.md)."""
+
 from __future__ import annotations
 
 import sys
@@ -13,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sfda.config import load_config  # noqa: E402
 from sfda.models.network import build_model  # noqa: E402
 
-MiB = 2 ** 20
+MiB = 2**20
 QUEUE = 16384
 # benchmark: (an AdaContrast config, its largest target domain, that domain's size)
 BENCHMARKS = {
@@ -26,8 +27,10 @@ BENCHMARKS = {
 
 
 def main() -> None:
-    print("| benchmark | backbone | largest target N | momentum copy | queue min(16384, N) | AdaContrast bank (N rows) "
-          "| PLUE bank (min(16384, N) rows) | PLUE label memory (N x 5) | AdaContrast total | PLUE total |")
+    print(
+        "| benchmark | backbone | largest target N | momentum copy | queue min(16384, N) | AdaContrast bank (N rows) "
+        "| PLUE bank (min(16384, N) rows) | PLUE label memory (N x 5) | AdaContrast total | PLUE total |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for bench, (name, domain, n) in BENCHMARKS.items():
         cfg = load_config(name, ["model.pretrained=false"])
@@ -35,11 +38,13 @@ def main() -> None:
         copy = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         d, c = cfg.model.bottleneck_dim, cfg.data.num_classes
         q = min(QUEUE, n)
-        queue = q * d * 4 + q * 8 * 2 + 8          # keys, labels, dataset indices, pointer
+        queue = q * d * 4 + q * 8 * 2 + 8  # keys, labels, dataset indices, pointer
         ada_bank, plue_bank, memory = n * (d + c) * 4, q * (d + c) * 4, n * 5 * 8
-        print(f"| {bench} | {cfg.model.backbone} | {n:,} ({domain}) | {copy / MiB:.1f} MiB | {queue / MiB:.1f} MiB | "
-              f"{ada_bank / MiB:.1f} MiB | {plue_bank / MiB:.1f} MiB | {memory / MiB:.2f} MiB | "
-              f"{(copy + queue + ada_bank) / MiB:.0f} MiB | {(copy + queue + plue_bank + memory) / MiB:.0f} MiB |")
+        print(
+            f"| {bench} | {cfg.model.backbone} | {n:,} ({domain}) | {copy / MiB:.1f} MiB | {queue / MiB:.1f} MiB | "
+            f"{ada_bank / MiB:.1f} MiB | {plue_bank / MiB:.1f} MiB | {memory / MiB:.2f} MiB | "
+            f"{(copy + queue + ada_bank) / MiB:.0f} MiB | {(copy + queue + plue_bank + memory) / MiB:.0f} MiB |"
+        )
 
 
 if __name__ == "__main__":

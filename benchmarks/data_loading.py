@@ -10,6 +10,7 @@ passes over them with the SHOT train transform, alternating the two modes.
     python benchmarks/data_loading.py --images 300
 The last line reads ``speedup=X.XX`` (cached passes per second / uncached passes per second).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,13 @@ from sfda.data.transforms import imagenet
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=300)
-    ap.add_argument("--size", type=int, nargs=2, default=[1000, 750], help="JPEG width height (Product/RealWorld images are often larger)")
+    ap.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=[1000, 750],
+        help="JPEG width height (Product/RealWorld images are often larger)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     import torch
@@ -52,15 +59,21 @@ def main():
         plain = ImageList(entries, root, tf.train, pre=tf.pre)
         times = {"plain": [], "cached": []}
         for r in range(a.repeats):
-            for name, ds in (("plain", plain), ("cached", cached)) if r % 2 == 0 else (("cached", cached), ("plain", plain)):
+            for name, ds in (
+                (("plain", plain), ("cached", cached)) if r % 2 == 0 else (("cached", cached), ("plain", plain))
+            ):
                 t0 = time.perf_counter()
                 for i in range(len(ds)):
                     ds[i]
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{a.images} JPEGs of {a.size[0]}x{a.size[1]}, SHOT train transform, one process with one thread (as a loader worker)")
+    print(
+        f"{a.images} JPEGs of {a.size[0]}x{a.size[1]}, SHOT train transform, one process with one thread (as a loader worker)"
+    )
     print(f"  plain : {a.images / med['plain']:.0f} images/s per process")
-    print(f"  cached: {a.images / med['cached']:.0f} images/s per process (cache built once in {build:.1f} s with threads)")
+    print(
+        f"  cached: {a.images / med['cached']:.0f} images/s per process (cache built once in {build:.1f} s with threads)"
+    )
     print(f"speedup={med['plain'] / med['cached']:.2f}")
 
 

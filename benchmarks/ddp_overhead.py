@@ -13,6 +13,7 @@ loading is left out (batches are generated in memory).
 The last line reads ``overhead=+X.XX% plain=N.N img/s ddp=N.N img/s device=NAME`` (the slowdown of the
 wrapped step; under 2 % is the target on a GPU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,15 @@ from sfda.samplers import build_sampler  # noqa: E402
 from sfda.weighting import build_weighter  # noqa: E402
 
 PRESETS = {
-    "cpu": {"backbone": "lenet", "params": {"hidden": 500}, "size": 28, "channels": 1, "classes": 10, "batch": 64, "iters": 40},
+    "cpu": {
+        "backbone": "lenet",
+        "params": {"hidden": 500},
+        "size": 28,
+        "channels": 1,
+        "classes": 10,
+        "batch": 64,
+        "iters": 40,
+    },
     "cuda": {"backbone": "resnet50", "params": {}, "size": 224, "channels": 3, "classes": 65, "batch": 64, "iters": 40},
 }
 
@@ -60,22 +69,34 @@ class _NullLog:
 
 
 def build(device: str, preset: dict, amp: bool):
-    cfg = config_from_dict({
-        "device": device, "seed": 0,
-        "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
-        "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
-        "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
-        "method": {"name": "shot", "cls_par": 0.3},
-        "log": {"tensorboard": False, "progress": "none"},
-    })
+    cfg = config_from_dict(
+        {
+            "device": device,
+            "seed": 0,
+            "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
+            "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
+            "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
+            "method": {"name": "shot", "cls_par": 0.3},
+            "log": {"tensorboard": False, "progress": "none"},
+        }
+    )
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     method = METHODS.get("shot")(model, preset["classes"], dict(cfg.method), cfg)
     method.setup(None, device)
     n = preset["batch"] * preset["iters"]
     method.pseudo = torch.randint(0, preset["classes"], (n,), device=device)
-    trainer = Trainer(cfg, method, _Sized(n), None, device, _NullLog(), Path("."), build_weighter(cfg, preset["classes"]),
-                      build_sampler(cfg, preset["classes"]))
+    trainer = Trainer(
+        cfg,
+        method,
+        _Sized(n),
+        None,
+        device,
+        _NullLog(),
+        Path("."),
+        build_weighter(cfg, preset["classes"]),
+        build_sampler(cfg, preset["classes"]),
+    )
     return trainer, build_optimizer(method.param_groups(), cfg.optim)
 
 
@@ -106,8 +127,9 @@ def one_process_group() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                           "MASTER_PORT": str(port)})
+        os.environ.update(
+            {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        )
     distributed.init_from_env()
 
 
@@ -132,14 +154,14 @@ def main():
     runs = {"plain": plain, "ddp": wrapped}
     data = batches(dev, preset)
     size = max(1, min(args.block, len(data)))
-    blocks = [data[i:i + size] for i in range(0, len(data) - size + 1, size)]
+    blocks = [data[i : i + size] for i in range(0, len(data) - size + 1, size)]
     times = {"plain": [], "ddp": []}
     with wrapped[0].dist.wrapped(wrapped[0].method):
         for v in runs:  # warm-up (cudnn autotuning, allocator, DDP's first buckets)
             block_time(*runs[v], blocks[0], dev)
         for r in range(args.repeats):
             for i, blk in enumerate(blocks):
-                for v in (("plain", "ddp") if (r + i) % 2 == 0 else ("ddp", "plain")):
+                for v in ("plain", "ddp") if (r + i) % 2 == 0 else ("ddp", "plain"):
                     times[v].append(block_time(*runs[v], blk, dev) / len(blk))
     distributed.shutdown()
     step = {v: statistics.median(t) for v, t in times.items()}
@@ -148,13 +170,18 @@ def main():
         name = torch.cuda.get_device_name(torch.device(dev))
     else:
         import platform
+
         name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
-          f"{'mixed precision' if args.amp else 'float32'}; {len(times['ddp'])} blocks of {size} steps per variant")
+    print(
+        f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
+        f"{'mixed precision' if args.amp else 'float32'}; {len(times['ddp'])} blocks of {size} steps per variant"
+    )
     for v in ("plain", "ddp"):
         print(f"  {v:>5}: median step {step[v] * 1000:.2f} ms, {rate[v]:.1f} images/s")
-    print(f"overhead={100 * (step['ddp'] / step['plain'] - 1):+.2f}% plain={rate['plain']:.1f} img/s "
-          f"ddp={rate['ddp']:.1f} img/s device={name.replace(' ', '_')}")
+    print(
+        f"overhead={100 * (step['ddp'] / step['plain'] - 1):+.2f}% plain={rate['plain']:.1f} img/s "
+        f"ddp={rate['ddp']:.1f} img/s device={name.replace(' ', '_')}"
+    )
 
 
 if __name__ == "__main__":

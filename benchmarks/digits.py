@@ -10,6 +10,7 @@ adaptation config, then the Markdown table written to docs/ with the command tha
 
 Finished runs are reused (rerunning is cheap and resumes interrupted runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,15 @@ def per_seed(runs) -> str:
     seeds = sorted({r["seed"] for r in runs})
     cells = {}
     for r in runs:
-        cells.setdefault((r["label"], r["task"]), {})[r["seed"]] = f"{r['accuracy']:.2f} ({r['source_only_accuracy']:.1f})"
-    lines = ["Per seed (accuracy %, source-only in brackets):", "",
-             "| method | task | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|---|" + "---|" * len(seeds)]
+        cells.setdefault((r["label"], r["task"]), {})[r["seed"]] = (
+            f"{r['accuracy']:.2f} ({r['source_only_accuracy']:.1f})"
+        )
+    lines = [
+        "Per seed (accuracy %, source-only in brackets):",
+        "",
+        "| method | task | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|---|" + "---|" * len(seeds),
+    ]
     for (label, task), by_seed in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         lines.append(f"| {label} | {task} | " + " | ".join(by_seed.get(s, "") for s in seeds) + " |")
     return "\n".join(lines)
@@ -47,9 +54,14 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=["shot", "shot_ns"], help="config folders under configs/digits/")
     ap.add_argument("--tasks", nargs="+", default=["mnist5k_uci", "uci_mnist5k"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[2019, 2020, 2021])
-    ap.add_argument("--variants", nargs="+", default=[], help="fragments in configs/digits/variants/, each merged on "
-                    "top of a method config for extra runs: NAME (onto --variants-on) or METHOD:NAME (e.g. conf ent "
-                    "aad:aad_const)")
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=[],
+        help="fragments in configs/digits/variants/, each merged on "
+        "top of a method config for extra runs: NAME (onto --variants-on) or METHOD:NAME (e.g. conf ent "
+        "aad:aad_const)",
+    )
     ap.add_argument("--variants-on", default="shot", help="the method a bare variant NAME is merged onto")
     ap.add_argument("--no-plain", action="store_true", help="with --variants: skip the methods' own configs")
     ap.add_argument("--out", default="runs/digits-offline", help="output_root of the runs")
@@ -75,21 +87,33 @@ def main(argv=None) -> int:
             for method in a.methods:
                 cfg = ROOT / "configs" / "digits" / method / f"{task}.yaml"
                 stacks = [] if (a.variants and a.no_plain) else [[cfg]]
-                stacks += [[cfg, ROOT / "configs" / "digits" / "variants" / f"{v}.yaml"] for m, v in variants if m == method]
+                stacks += [
+                    [cfg, ROOT / "configs" / "digits" / "variants" / f"{v}.yaml"] for m, v in variants if m == method
+                ]
                 for files in stacks:
                     names.add(load_config(files).name)
                     run_both(files, common + [f"seed={seed}"])
-    runs = [r for r in collect(Path(a.out)) if r.get("benchmark") == "digits-offline" and r.get("stage") == "adapt"
-            and r["seed"] in a.seeds and r.get("name") in names]
+    runs = [
+        r
+        for r in collect(Path(a.out))
+        if r.get("benchmark") == "digits-offline"
+        and r.get("stage") == "adapt"
+        and r["seed"] in a.seeds
+        and r.get("name") in names
+    ]
     table = render(runs, "digits-offline") + "\n\n" + per_seed(runs)
     run_time = sum(float(r.get("wall_time_s", 0.0)) for r in runs)
-    cmd = "python benchmarks/digits.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+    cmd = "python benchmarks/digits.py " + " ".join(
+        shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:])
+    )
     doc = Path(a.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(f"<!-- written by benchmarks/digits.py -->\n{table}\n\nCommand: `{cmd.strip()}` "
-                   f"({torch.get_num_threads()} CPU thread(s); {len(runs)} adaptation runs, {run_time / 60:.0f} min of adaptation "
-                   f"in all; {time.time() - t0:.0f} s in this invocation, which reused finished runs). CPU results depend "
-                   "on the number of threads (floating-point summation order).\n")
+    doc.write_text(
+        f"<!-- written by benchmarks/digits.py -->\n{table}\n\nCommand: `{cmd.strip()}` "
+        f"({torch.get_num_threads()} CPU thread(s); {len(runs)} adaptation runs, {run_time / 60:.0f} min of adaptation "
+        f"in all; {time.time() - t0:.0f} s in this invocation, which reused finished runs). CPU results depend "
+        "on the number of threads (floating-point summation order).\n"
+    )
     print(table)
     print(f"written to {doc}")
     return 0

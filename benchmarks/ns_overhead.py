@@ -11,6 +11,7 @@ Variants alternate epoch by epoch (or ``--block`` iterations at a time), after w
 epoch time of each is compared. Peak
 memory: each variant alone in a child process (CUDA max_memory_allocated; on the CPU the peak resident set). The last line reads ``time_ratio=X.XX memory_ratio=Y.YY device=NAME``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,15 @@ from sfda.samplers import build_sampler
 from sfda.weighting import build_weighter
 
 PRESETS = {
-    "cpu": {"backbone": "lenet", "params": {"hidden": 500}, "size": 28, "channels": 1, "classes": 10, "batch": 64, "iters": 70},
+    "cpu": {
+        "backbone": "lenet",
+        "params": {"hidden": 500},
+        "size": 28,
+        "channels": 1,
+        "classes": 10,
+        "batch": 64,
+        "iters": 70,
+    },
     "cuda": {"backbone": "resnet50", "params": {}, "size": 224, "channels": 3, "classes": 65, "batch": 64, "iters": 40},
 }
 
@@ -47,24 +56,39 @@ class _FakeSet:
 
 
 def build(device: str, preset: dict, ns: bool, amp: bool, ns_amp: bool, ns_graph: bool = True):
-    cfg = config_from_dict({
-        "device": device, "seed": 0,
-        "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
-        "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
-        "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
-        "method": {"name": "shot", "cls_par": 0.3},
-        "weighting": {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "graph": ns_graph, "save_scores": False} if ns else {"name": "none"},
-        "log": {"tensorboard": False, "progress": "none"},
-    })
+    cfg = config_from_dict(
+        {
+            "device": device,
+            "seed": 0,
+            "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
+            "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
+            "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
+            "method": {"name": "shot", "cls_par": 0.3},
+            "weighting": {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "graph": ns_graph, "save_scores": False}
+            if ns
+            else {"name": "none"},
+            "log": {"tensorboard": False, "progress": "none"},
+        }
+    )
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     method = METHODS.get("shot")(model, preset["classes"], dict(cfg.method), cfg)
     method.setup(None, device)
     n = preset["batch"] * preset["iters"]
     method.pseudo = torch.randint(0, preset["classes"], (n,), device=device)
-    trainer = Trainer(cfg, method, _FakeSet(n), None, device, _NullLog(), Path("."), build_weighter(cfg, preset["classes"]),
-                      build_sampler(cfg, preset["classes"]))
+    trainer = Trainer(
+        cfg,
+        method,
+        _FakeSet(n),
+        None,
+        device,
+        _NullLog(),
+        Path("."),
+        build_weighter(cfg, preset["classes"]),
+        build_sampler(cfg, preset["classes"]),
+    )
     from sfda.engine.optim import build_optimizer
+
     return trainer, build_optimizer(method.param_groups(), cfg.optim)
 
 
@@ -105,7 +129,11 @@ def child(args, preset) -> None:
     data = batches(dev, preset)
     for _ in range(2):
         epoch_time(trainer, opt, data, dev)
-    peak = torch.cuda.max_memory_allocated() if dev.startswith("cuda") else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev.startswith("cuda")
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     print(json.dumps({"peak_bytes": peak}))
 
 
@@ -113,8 +141,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=5, help="timed epochs per variant")
-    ap.add_argument("--block", type=int, default=0, help="iterations per timed block, the variants alternating by "
-                    "block (default: a whole epoch; short blocks add the cost of switching models to both)")
+    ap.add_argument(
+        "--block",
+        type=int,
+        default=0,
+        help="iterations per timed block, the variants alternating by "
+        "block (default: a whole epoch; short blocks add the cost of switching models to both)",
+    )
     ap.add_argument("--amp", action="store_true", help="mixed precision for the training step too (CUDA)")
     ap.add_argument("--no-ns-amp", action="store_true", help="run the composite pass in float32")
     ap.add_argument("--no-ns-graph", action="store_true", help="run the composite pass without a CUDA graph")
@@ -129,19 +162,21 @@ def main():
         torch.backends.cudnn.benchmark = True
     if args.child:
         return child(args, preset)
-    runs = {v: build(dev, preset, v == "ns", args.amp, not args.no_ns_amp, not args.no_ns_graph) for v in ("none", "ns")}
+    runs = {
+        v: build(dev, preset, v == "ns", args.amp, not args.no_ns_amp, not args.no_ns_graph) for v in ("none", "ns")
+    }
     data = batches(dev, preset)
     for v in runs:  # warm-up (cudnn autotuning, allocator)
         epoch_time(*runs[v], data[: max(3, len(data) // 4)], dev)
     # the variants alternate block by block (a whole epoch by default), so that a slow spell of a shared
     # machine hits both; an epoch's time is the median block time scaled to the epoch
     size = args.block or len(data)
-    blocks = [data[i:i + size] for i in range(0, len(data), size)]
+    blocks = [data[i : i + size] for i in range(0, len(data), size)]
     blocks = [b for b in blocks if len(b) == size] or [data]
     per_block = {"none": [], "ns": []}
     for r in range(args.repeats):
         for i, blk in enumerate(blocks):
-            for v in (("none", "ns") if (r + i) % 2 == 0 else ("ns", "none")):
+            for v in ("none", "ns") if (r + i) % 2 == 0 else ("ns", "none"):
                 per_block[v].append(epoch_time(*runs[v], blk, dev))
     scale = len(data) / len(blocks[0])
     times = {v: [t * scale for t in ts] for v, ts in per_block.items()}
@@ -149,8 +184,13 @@ def main():
     del runs, data
     peak = {}
     for v in ("none", "ns"):
-        cmd = [sys.executable, __file__, "--child", v, "--device", dev] + (["--amp"] if args.amp else []) + \
-            (["--no-ns-amp"] if args.no_ns_amp else []) + (["--no-ns-graph"] if args.no_ns_graph else []) + (["--iters", str(args.iters)] if args.iters else [])
+        cmd = (
+            [sys.executable, __file__, "--child", v, "--device", dev]
+            + (["--amp"] if args.amp else [])
+            + (["--no-ns-amp"] if args.no_ns_amp else [])
+            + (["--no-ns-graph"] if args.no_ns_graph else [])
+            + (["--iters", str(args.iters)] if args.iters else [])
+        )
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         peak[v] = json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
     mem_ratio = peak["ns"] / peak["none"]
@@ -158,16 +198,21 @@ def main():
         name = torch.cuda.get_device_name(torch.device(dev))
     else:
         import platform
+
         name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
-          f"{preset['iters']} iterations per epoch, {args.repeats} timed epochs per variant; training step in "
-          f"{'mixed precision' if args.amp else 'float32'}, composite pass in "
-          f"{'float32' if args.no_ns_amp or not dev.startswith('cuda') else 'mixed precision'}"
-          f"{', as a CUDA graph' if dev.startswith('cuda') and not args.no_ns_graph else ''}")
+    print(
+        f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
+        f"{preset['iters']} iterations per epoch, {args.repeats} timed epochs per variant; training step in "
+        f"{'mixed precision' if args.amp else 'float32'}, composite pass in "
+        f"{'float32' if args.no_ns_amp or not dev.startswith('cuda') else 'mixed precision'}"
+        f"{', as a CUDA graph' if dev.startswith('cuda') and not args.no_ns_graph else ''}"
+    )
     for v in ("none", "ns"):
         q = statistics.quantiles(times[v], n=4) if len(times[v]) > 1 else [med[v]] * 3
-        print(f"  {v:>4}: median epoch {med[v]:.3f} s (quartiles {q[0]:.3f} - {q[2]:.3f}, {len(times[v])} blocks of "
-              f"{len(blocks[0])} iterations), peak memory {peak[v] / 2**20:.1f} MiB")
+        print(
+            f"  {v:>4}: median epoch {med[v]:.3f} s (quartiles {q[0]:.3f} - {q[2]:.3f}, {len(times[v])} blocks of "
+            f"{len(blocks[0])} iterations), peak memory {peak[v] / 2**20:.1f} MiB"
+        )
     print(f"time_ratio={med['ns'] / med['none']:.2f} memory_ratio={mem_ratio:.2f} device={name.replace(' ', '_')}")
 
 

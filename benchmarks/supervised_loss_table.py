@@ -4,13 +4,18 @@ validation split and source-only accuracy on UCI, read from the runs' metrics.js
 
     python benchmarks/supervised_loss_table.py OUTPUT_ROOT
 """
+
 import json
 import statistics
 import sys
 from pathlib import Path
 
-ROWS = {"LS 0.1 (SHOT's recipe)": "mnist5k", "CE": "mnist5k+source_ce", "NGL (summed over classes)": "mnist5k+source_ngl",
-        "EDL-style (shipped file)": "mnist5k+source_learned"}
+ROWS = {
+    "LS 0.1 (SHOT's recipe)": "mnist5k",
+    "CE": "mnist5k+source_ce",
+    "NGL (summed over classes)": "mnist5k+source_ngl",
+    "EDL-style (shipped file)": "mnist5k+source_learned",
+}
 
 
 def cell(values):
@@ -27,8 +32,10 @@ def main(output_root: str) -> None:
         runs = [m for m in runs if m.get("finished")]
         if runs:
             seeds = ", ".join(str(m["seed"]) for m in runs)
-            print(f"| {label} | {seeds} | {cell([m['val_accuracy'] for m in runs])} | "
-                  f"{cell([m['source_only']['uci'] for m in runs])} |")
+            print(
+                f"| {label} | {seeds} | {cell([m['val_accuracy'] for m in runs])} | "
+                f"{cell([m['source_only']['uci'] for m in runs])} |"
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ per sample, so any weighter (``weighting: ns`` ...) multiplies it, scoring each 
 Run it:   sfda --plugin examples/my_method.py run -c examples/my_method.yaml
    or:    SFDA_PLUGINS=examples/my_method.py sfda run -c examples/my_method.yaml
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -36,13 +37,13 @@ class EntMinPL(Method):
         probs = torch.softmax(logits.float(), dim=1)
         entropy = -(probs * torch.log(probs + 1e-5)).sum(dim=1).mean()
         pbar = probs.mean(dim=0)
-        diversity = (pbar * torch.log(pbar + 1e-5)).sum()          # = -H(mean prediction)
+        diversity = (pbar * torch.log(pbar + 1e-5)).sum()  # = -H(mean prediction)
         confidence, pseudo = probs.detach().max(dim=1)
         ce = F.cross_entropy(logits.float(), pseudo, reduction="none") * (confidence >= hp.threshold)
         return StepOutput(
-            reduced_loss=hp.ent_par * (entropy + diversity),   # batch-level terms, not weighted
-            per_sample=hp.pl_par * ce,                 # weighted per sample by the configured weighter
-            targets=pseudo,                            # what the weighter scores (NS: the pseudo-label)
+            reduced_loss=hp.ent_par * (entropy + diversity),  # batch-level terms, not weighted
+            per_sample=hp.pl_par * ce,  # weighted per sample by the configured weighter
+            targets=pseudo,  # what the weighter scores (NS: the pseudo-label)
             logits=logits,
             logs={"entropy": entropy.detach(), "loss_pl": ce.detach().mean()},
         )

@@ -1,5 +1,6 @@
 """The ``sfda`` command. Each sub-command is a module in :mod:`sfda.commands` with ``register(subparsers)``
 that sets ``func`` on its parser; user errors print one line and exit with status 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,14 @@ def _report(message: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sfda", description="Source-free domain adaptation (SHOT, NS weighting, ...).")
     p.add_argument("--version", action="version", version=f"sfda {__version__}")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                   help="import a .py file or module that registers components (methods, losses, ...) before the "
-                        "sub-command runs; repeatable; also read from $SFDA_PLUGINS (see docs/adding-a-method.md)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="import a .py file or module that registers components (methods, losses, ...) before the "
+        "sub-command runs; repeatable; also read from $SFDA_PLUGINS (see docs/adding-a-method.md)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     from . import commands
 

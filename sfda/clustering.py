@@ -6,6 +6,7 @@
 In every round the set of live classes (count > threshold under the current assignment) is recomputed, so an
 empty cluster never has a zero centroid that could capture every sample (the pre-2022 bug).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,14 +17,15 @@ import torch.nn.functional as F
 
 @dataclass
 class Clustering:
-    labels: torch.Tensor       # [N] pseudo-labels
-    centroids: torch.Tensor    # [K, D'] (rows of dead classes are zero)
-    distances: torch.Tensor    # [N, K] cosine distance to each live centroid (inf for dead classes)
+    labels: torch.Tensor  # [N] pseudo-labels
+    centroids: torch.Tensor  # [K, D'] (rows of dead classes are zero)
+    distances: torch.Tensor  # [N, K] cosine distance to each live centroid (inf for dead classes)
 
 
 @torch.no_grad()
-def shot_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, *, threshold: int = 0, rounds: int = 2,
-                       distance: str = "cosine") -> Clustering:
+def shot_pseudo_labels(
+    features: torch.Tensor, probs: torch.Tensor, *, threshold: int = 0, rounds: int = 2, distance: str = "cosine"
+) -> Clustering:
     """Pseudo-labels [N] from eval-mode features [N, D] and predictions [N, K] (see the module docstring)."""
     points = features.float()
     if distance == "cosine":

@@ -18,6 +18,7 @@ own bank entry). Back-ends, chosen with ``backend``:
 Both back-ends are exact; they agree up to the order of exact ties and float rounding of near-ties.
 Searches run in float32 with autocast disabled, so mixed-precision training does not round similarities.
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,6 +58,7 @@ def faiss_gpu_available() -> bool:
 def _gpu_resources():
     fs = _faiss()
     import faiss.contrib.torch_utils  # noqa: F401  (lets faiss.knn_gpu take torch CUDA tensors)
+
     return fs.StandardGpuResources()
 
 
@@ -69,8 +71,10 @@ def resolve_backend(name: str, device: torch.device | str) -> str:
         return "torch"
     if name == "faiss":
         if not faiss_available():
-            raise ConfigError("method.knn_backend is 'faiss' but faiss is not installed; "
-                              "pip install faiss-cpu (or faiss-gpu), or set method.knn_backend=auto")
+            raise ConfigError(
+                "method.knn_backend is 'faiss' but faiss is not installed; "
+                "pip install faiss-cpu (or faiss-gpu), or set method.knn_backend=auto"
+            )
         return "faiss-gpu" if cuda and faiss_gpu_available() else "faiss"
     if not faiss_available():
         return "torch"
@@ -86,17 +90,23 @@ def _search(queries: torch.Tensor, base: torch.Tensor, k: int, backend: str) -> 
     if backend == "faiss-gpu" and queries.is_cuda:
         resources = _gpu_resources()  # imports faiss.contrib.torch_utils first: knn_gpu then takes CUDA tensors
         with torch.cuda.device(queries.device):
-            sims, rows = fs.knn_gpu(resources, queries.contiguous(), base.contiguous(), k,
-                                    metric=fs.METRIC_INNER_PRODUCT)
+            sims, rows = fs.knn_gpu(
+                resources, queries.contiguous(), base.contiguous(), k, metric=fs.METRIC_INNER_PRODUCT
+            )
         return sims, rows.long()
-    sims, rows = fs.knn(queries.detach().cpu().contiguous().numpy(), base.detach().cpu().contiguous().numpy(), k,
-                        metric=fs.METRIC_INNER_PRODUCT)
+    sims, rows = fs.knn(
+        queries.detach().cpu().contiguous().numpy(),
+        base.detach().cpu().contiguous().numpy(),
+        k,
+        metric=fs.METRIC_INNER_PRODUCT,
+    )
     return torch.from_numpy(sims).to(queries.device), torch.from_numpy(rows).long().to(queries.device)
 
 
 @torch.no_grad()
-def knn(queries: torch.Tensor, base: torch.Tensor, k: int, *, exclude: Optional[torch.Tensor] = None,
-        backend: str = "auto") -> Tuple[torch.Tensor, torch.Tensor]:
+def knn(
+    queries: torch.Tensor, base: torch.Tensor, k: int, *, exclude: Optional[torch.Tensor] = None, backend: str = "auto"
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` rows of ``base`` by inner product with each query: (similarities [B, k], indices [B, k]).
 
     ``exclude`` [B]: a row of ``base`` each query must not return (its own entry), or None.
@@ -105,8 +115,10 @@ def knn(queries: torch.Tensor, base: torch.Tensor, k: int, *, exclude: Optional[
     n = base.shape[0]
     need = k + (1 if exclude is not None else 0)
     if k < 1 or need > n:
-        raise ConfigError(f"k-nearest-neighbour search for k={k} needs more than {need - 1} samples in the bank, "
-                          f"which has {n}; lower method.k / method.kk")
+        raise ConfigError(
+            f"k-nearest-neighbour search for k={k} needs more than {need - 1} samples in the bank, "
+            f"which has {n}; lower method.k / method.kk"
+        )
     kind = backend if backend == "faiss-gpu" else resolve_backend(backend, queries.device)
     with torch.autocast(device_type=queries.device.type, enabled=False):
         queries, base = queries.float(), base.float()

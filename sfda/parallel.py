@@ -10,6 +10,7 @@ its input, computed exactly as one process computes it, so a run without torchru
 - without autograd: :func:`gather_rows` (one step's rows of every rank, rank order; equal sizes),
   :func:`gather_varlen` (any sizes), :func:`broadcast_` (rank 0's values, in place).
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -18,6 +18,7 @@ Checks that involve several fields go in ``Params.check`` and raise :class:`Para
 The config loader validates every section against these declarations (with its ``file:line`` messages) and
 components receive the typed object as ``self.hparams``; nothing else in sfda checks a parameter value.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,12 +49,27 @@ class Nested:
         self.default = default
 
 
-def param(default: Any = MISSING, *, low: Optional[float] = None, high: Optional[float] = None,
-          low_open: bool = False, high_open: bool = False, choices: Optional[tuple] = None,
-          help: str = "", component: Optional[Nested] = None) -> Any:
+def param(
+    default: Any = MISSING,
+    *,
+    low: Optional[float] = None,
+    high: Optional[float] = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    choices: Optional[tuple] = None,
+    help: str = "",
+    component: Optional[Nested] = None,
+) -> Any:
     """A dataclass field with its constraints in ``metadata`` (mutable defaults are copied per instance)."""
-    meta = {"low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices,
-            "help": help, "component": component}
+    meta = {
+        "low": low,
+        "high": high,
+        "low_open": low_open,
+        "high_open": high_open,
+        "choices": choices,
+        "help": help,
+        "component": component,
+    }
     if component is not None:
         default = {"name": component.default}
     if isinstance(default, (list, dict)):
@@ -87,6 +103,7 @@ class NoParams(Params):
 
 
 # -- describing and checking fields ---------------------------------------------------------------------
+
 
 def _hints(cls: type) -> Dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=False)
@@ -190,8 +207,9 @@ def check_constraints(meta: dict, value: Any) -> Any:
         raise ValueError(f"must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("low"), meta.get("high")
-        bad = (lo is not None and (value <= lo if meta["low_open"] else value < lo)) or \
-              (hi is not None and (value >= hi if meta["high_open"] else value > hi))
+        bad = (lo is not None and (value <= lo if meta["low_open"] else value < lo)) or (
+            hi is not None and (value >= hi if meta["high_open"] else value > hi)
+        )
         if bad:
             raise ValueError(f"must be {_fmt_range(meta)}, got {value!r}")
     return value
@@ -246,6 +264,7 @@ def build_params(cls: Type[Params], values: Dict[str, Any], *, prefix: str = "")
             continue
         if k not in known:
             from .registry import suggest
+
             raise ConfigError(f"unknown parameter '{prefix}{k}'{suggest(k, known)}")
         f, tp = known[k]
         if f.metadata.get("component") is not None:

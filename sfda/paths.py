@@ -1,4 +1,5 @@
 """Where the project's shipped files live (configs/, data_lists/) and how user paths are resolved."""
+
 from __future__ import annotations
 
 import os

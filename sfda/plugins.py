@@ -7,6 +7,7 @@ sub-command) and by the ``SFDA_PLUGINS`` environment variable (entries separated
 Linux and macOS), before it reads any config. From Python, call :func:`load_plugin` (or simply import the
 module) before ``load_config``/``run_config``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,10 @@ def load_plugin(spec: str) -> ModuleType:
         return importlib.import_module(spec)
     except ModuleNotFoundError as e:
         if e.name and (spec == e.name or spec.startswith(e.name + ".")):
-            raise SfdaError(f"plugin '{spec}': no module named '{e.name}'; give a .py file path or a module "
-                            f"importable from PYTHONPATH (--plugin / {ENV_VAR})") from None
+            raise SfdaError(
+                f"plugin '{spec}': no module named '{e.name}'; give a .py file path or a module "
+                f"importable from PYTHONPATH (--plugin / {ENV_VAR})"
+            ) from None
         raise
 
 

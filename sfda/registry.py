@@ -7,6 +7,7 @@ with ``@LOSSES.register("name")`` and it is available everywhere (config, CLI, `
 A registered component declares its parameters as a :class:`sfda.params.Params` dataclass (``Params`` on the
 class, or ``params=`` when registering a factory); the config loader checks user keys and values against it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -58,8 +59,10 @@ class Registry:
         obj = self._items.get(str(name).lower())
         if obj is None:
             where = f"{key}: " if key else ""
-            raise ConfigError(f"{where}unknown {self.kind} '{name}'{suggest(str(name), self.names())}; "
-                              f"`sfda list` shows the registered ones")
+            raise ConfigError(
+                f"{where}unknown {self.kind} '{name}'{suggest(str(name), self.names())}; "
+                f"`sfda list` shows the registered ones"
+            )
         return obj
 
     def build(self, name: str, values: Mapping[str, Any], *args: Any, key: str, prefix: str, **kwargs: Any) -> Any:

@@ -6,6 +6,7 @@ Losses with per-sample history (NLNL's label history, truncated GCE's mask) and 
 are grown on demand to the dataset size (``grow``) or replaced whole (``assign``); loading a saved state
 resizes the buffers to the saved shapes first, so a state saved after growth loads into a fresh module.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -63,13 +64,15 @@ class PerSampleState(nn.Module):
             dev = t.device if device is None else torch.device(device)
             self._buffers[name] = torch.full((n, *t.shape[1:]), fill, dtype=t.dtype, device=dev)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # resize to the saved shapes first: the saved rows are what the run had grown to
         for name in self._fills:
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 cur = getattr(self, name)
                 self._buffers[name] = torch.empty(saved.shape, dtype=cur.dtype, device=cur.device)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )

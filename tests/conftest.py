@@ -3,6 +3,7 @@
 Tests use them through fixtures (``two_domains``, ``tiny_config``, ``make_two_domain_set``, ``one_thread``),
 never by importing another test file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,12 +25,14 @@ TARGET_STYLE = (2.2, 0.5, 0.35, 0.1)  # sigma, amplitude, background, noise of t
 
 
 if "tiny16" not in TRANSFORMS:
+
     @TRANSFORMS.register("tiny16")
     def tiny16(**_: Any) -> TransformSpec:
         """16x16 RGB test images, scaled to [-1, 1]; flips in training."""
         norm = T.Normalize((0.5,) * 3, (0.5,) * 3)
-        return TransformSpec("RGB", T.Resize((16, 16)), T.Compose([T.ToTensor(), norm]),
-                             T.Compose([T.ToTensor(), norm]), "tiny16")
+        return TransformSpec(
+            "RGB", T.Resize((16, 16)), T.Compose([T.ToTensor(), norm]), T.Compose([T.ToTensor(), norm]), "tiny16"
+        )
 
 
 # -- helpers (plain functions; tests get them through the fixtures below) -----------------------------------
@@ -44,7 +47,7 @@ def blob_image(rng: np.random.Generator, label: int, domain: str, size: int = 16
         sigma, amp, bg, noise = 1.5, 0.9, 0.05, 0.05
     else:
         sigma, amp, bg, noise = TARGET_STYLE
-    img = bg + amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2))
+    img = bg + amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
     # a distractor blob, dimmer, in another quadrant
     other = CENTERS[(label + 1 + rng.integers(0, 3)) % 4]
     img += 0.5 * amp * np.exp(-((yy - other[0]) ** 2 + (xx - other[1]) ** 2) / (2 * (sigma * 0.8) ** 2))
@@ -78,9 +81,18 @@ def tiny_config_dict(root: Path, out: Path, **extra: Any) -> Dict[str, Any]:
         "output_root": str(out),
         "seed": 0,
         "device": "cpu",
-        "data": {"root": str(root), "lists_dir": str(root / "lists"), "source": "source", "target": "target",
-                 "domains": ["source", "target"], "num_classes": 4, "transform": "tiny16",
-                 "batch_size": 32, "test_batch_size": 64, "num_workers": 0},
+        "data": {
+            "root": str(root),
+            "lists_dir": str(root / "lists"),
+            "source": "source",
+            "target": "target",
+            "domains": ["source", "target"],
+            "num_classes": 4,
+            "transform": "tiny16",
+            "batch_size": 32,
+            "test_batch_size": 64,
+            "num_workers": 0,
+        },
         "model": {"backbone": "small_cnn", "pretrained": False, "bottleneck_dim": 32},
         "optim": {"epochs": 5, "lr": 0.01, "backbone_lr_mult": 1.0},
         "log": {"tensorboard": False, "progress": "none"},

@@ -1,4 +1,5 @@
 """The benchmark scripts run end to end at a tiny size and print their documented last line."""
+
 import os
 import re
 import subprocess
@@ -10,8 +11,9 @@ from sfda.paths import PROJECT_ROOT
 def _last_line(*args):
     # the scripts import the installed sfda (`pip install -e .`); PYTHONPATH makes that this checkout's tree
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
-                         env=env)
+    out = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300, env=env
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
 

@@ -18,8 +18,15 @@ def test_state_dict_keys_match_shot():
     f, b, c = (set(getattr(m, n).state_dict()) for n in ("netF", "netB", "netC"))
     assert {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer4.1.bn2.bias"} <= f
     assert not any(k.startswith("fc.") for k in f)
-    assert b == {"bottleneck.weight", "bottleneck.bias", "bn.weight", "bn.bias", "bn.running_mean",
-                 "bn.running_var", "bn.num_batches_tracked"}
+    assert b == {
+        "bottleneck.weight",
+        "bottleneck.bias",
+        "bn.weight",
+        "bn.bias",
+        "bn.running_mean",
+        "bn.running_var",
+        "bn.num_batches_tracked",
+    }
     assert c == {"fc.weight_g", "fc.weight_v", "fc.bias"}
     assert m.netC.state_dict()["fc.weight_g"].shape == (65, 1)
 
@@ -70,6 +77,7 @@ def test_loads_torch_weight_norm_checkpoints(tmp_path):
 
 def test_weight_norm_linear_matches_torch_and_deepcopies():
     import copy
+
     torch.manual_seed(0)
     ours = WeightNormLinear(8, 3)
     ref = torch.nn.utils.weight_norm(torch.nn.Linear(8, 3))

@@ -1,4 +1,5 @@
 """CIFAR models, the CIFAR / CIFAR-LT dataset formats on small generated CIFAR files, and a one-epoch CIFAR-LT run."""
+
 import pickle
 import urllib.error
 
@@ -55,9 +56,16 @@ def cifar_root(tmp_path_factory):
 
 
 # -- models -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,params_m,dim", [
-    ("cifar_alexnet", 2.47, 256), ("cifar_vgg19", 20.04, 512), ("cifar_resnet32", 0.46, 64),
-    ("cifar_resnet110", 1.73, 64), ("cifar_resnext29", 34.43, 1024)])
+@pytest.mark.parametrize(
+    "name,params_m,dim",
+    [
+        ("cifar_alexnet", 2.47, 256),
+        ("cifar_vgg19", 20.04, 512),
+        ("cifar_resnet32", 0.46, 64),
+        ("cifar_resnet110", 1.73, 64),
+        ("cifar_resnext29", 34.43, 1024),
+    ],
+)
 def test_cifar_models_shapes_and_sizes(name, params_m, dim):
     cfg = load_config("cifar/cifar10/resnet110.yaml", [f"model.backbone={name}"])
     model = build_model(cfg).eval()
@@ -74,7 +82,9 @@ def test_cifar_resnet_depth_is_checked():
     with pytest.raises(ConfigError, match="'model.params.depth' must be 6n\\+2"):
         BACKBONES.get("cifar_resnet")(depth=33)
     # in a config: stopped when it loads, naming the key, the value and the backbone
-    with pytest.raises(ConfigError, match=r"^command line: 'model.params.depth' must be 6n\+2 .*got 33 \(backbone 'cifar_resnet110'\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^command line: 'model.params.depth' must be 6n\+2 .*got 33 \(backbone 'cifar_resnet110'\)$"
+    ):
         load_config("cifar/cifar10/resnet110.yaml", ["model.params.depth=33"])
     with pytest.raises(ConfigError, match=r"'model.params.shortcut' must be one of A, B, got 'C'"):
         load_config("cifar/cifar10/resnet110.yaml", ["model.params.shortcut=C"])
@@ -94,8 +104,16 @@ def test_cifar_backbones_build_from_their_typed_params():
 # -- long-tail builder ------------------------------------------------------------------------------------
 # training-set sizes of CIFAR-10-LT / CIFAR-100-LT as reported in the long-tail literature (e.g. 12,406 and
 # 10,847 at imbalance 100)
-LT_TOTALS = {(10, 200): 11203, (10, 100): 12406, (10, 50): 13996, (10, 10): 20431,
-             (100, 200): 9502, (100, 100): 10847, (100, 50): 12608, (100, 10): 19573}
+LT_TOTALS = {
+    (10, 200): 11203,
+    (10, 100): 12406,
+    (10, 50): 13996,
+    (10, 10): 20431,
+    (100, 200): 9502,
+    (100, 100): 10847,
+    (100, 50): 12608,
+    (100, 10): 19573,
+}
 
 
 @pytest.mark.parametrize("k,imb", sorted(LT_TOTALS))
@@ -163,7 +181,9 @@ def test_format_params_and_class_count_are_checked(cifar_root):
         build_format(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalanse=5"]))
     with pytest.raises(ConfigError, match="'data.params.imbalance' must be"):
         build_format(load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalance=high"]))
-    with pytest.raises(ConfigError, match=r"'data.params.imbalance' must be in \[1, inf\], got 0.5 \(dataset format 'cifar_lt'\)"):
+    with pytest.raises(
+        ConfigError, match=r"'data.params.imbalance' must be in \[1, inf\], got 0.5 \(dataset format 'cifar_lt'\)"
+    ):
         load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.imbalance=0.5"])
     with pytest.raises(ConfigError, match=r"'data.params.dataset' must be one of cifar10, cifar100, got 'cifar20'"):
         load_config("cifar-lt/cifar10/imb10.yaml", ["data.params.dataset=cifar20"])
@@ -179,10 +199,22 @@ def test_format_params_and_class_count_are_checked(cifar_root):
 
 # -- one epoch of a shipped CIFAR-LT config -----------------------------------------------------------------
 def test_cifar_lt_ns_config_trains_one_epoch_and_tabulates(cifar_root, tmp_path):
-    cfg = load_config("cifar-lt/cifar10/imb10_ns.yaml", [
-        f"data.root={cifar_root}", "data.params.download=false", f"output_root={tmp_path}", "device=cpu",
-        "optim.epochs=1", "data.batch_size=32", "data.test_batch_size=64", "data.num_workers=0",
-        "log.tensorboard=false", "log.progress=none", "seed=2024"])
+    cfg = load_config(
+        "cifar-lt/cifar10/imb10_ns.yaml",
+        [
+            f"data.root={cifar_root}",
+            "data.params.download=false",
+            f"output_root={tmp_path}",
+            "device=cpu",
+            "optim.epochs=1",
+            "data.batch_size=32",
+            "data.test_batch_size=64",
+            "data.num_workers=0",
+            "log.tensorboard=false",
+            "log.progress=none",
+            "seed=2024",
+        ],
+    )
     m = run_stage(cfg)
     assert m["finished"] and m["stage"] == "source" and m["label"] == "NS-LF" and m["task"] == "cifar10-lt-10"
     assert m["benchmark"] == "cifar-lt" and m["weighting"] == "ns"

@@ -8,8 +8,18 @@ from sfda.cli import main
 def test_list_shows_registries_and_configs(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for word in ("backbones", "resnet50", "methods", "shot", "losses", "label_smoothing", "weighters", "samplers",
-                 "configs", "office-home/shot"):
+    for word in (
+        "backbones",
+        "resnet50",
+        "methods",
+        "shot",
+        "losses",
+        "label_smoothing",
+        "weighters",
+        "samplers",
+        "configs",
+        "office-home/shot",
+    ):
         assert word in out
 
 
@@ -61,7 +71,16 @@ def test_config_command_prints_resolved_config(capsys):
 
 def test_missing_data_root_is_explained(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("SFDA_DATA", raising=False)
-    rc = main(["train-source", "-c", "office-home/source/Art", f"output_root={tmp_path}", "device=cpu",
-               "model.pretrained=false", "log.tensorboard=false"])
+    rc = main(
+        [
+            "train-source",
+            "-c",
+            "office-home/source/Art",
+            f"output_root={tmp_path}",
+            "device=cpu",
+            "model.pretrained=false",
+            "log.tensorboard=false",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "SFDA_DATA" in err

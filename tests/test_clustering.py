@@ -8,8 +8,9 @@ def test_two_obvious_clusters_are_recovered_despite_wrong_predictions():
     # 3 classes; features form tight clusters around three directions, but the network's softmax puts
     # one sample of cluster 0 in class 1. Clustering must assign it back to 0.
     dirs = torch.eye(3) * 5
-    feats = torch.cat([dirs[0] + 0.01 * torch.randn(4, 3), dirs[1] + 0.01 * torch.randn(4, 3),
-                       dirs[2] + 0.01 * torch.randn(4, 3)])
+    feats = torch.cat(
+        [dirs[0] + 0.01 * torch.randn(4, 3), dirs[1] + 0.01 * torch.randn(4, 3), dirs[2] + 0.01 * torch.randn(4, 3)]
+    )
     truth = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
     probs = F.one_hot(truth, 3).float() * 0.8 + 0.1
     probs[0] = torch.tensor([0.2, 0.7, 0.1])  # the network is wrong about sample 0
@@ -39,8 +40,7 @@ def test_empty_cluster_never_captures_every_sample():
     # centroid, so cluster 2 is empty after round 1. Before SHOT's 2022 fix, class 2 stayed in the label set
     # with a zero centroid (NaN cosine distance) and every sample became class 2.
     feats = torch.tensor([[5.0, 0.0], [4.0, 0.5], [0.0, 5.0], [0.5, 4.0], [4.5, 0.2]])
-    probs = torch.tensor([[0.8, 0.1, 0.1], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1],
-                          [0.45, 0.1, 0.45001]])
+    probs = torch.tensor([[0.8, 0.1, 0.1], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.45, 0.1, 0.45001]])
     assert probs.argmax(1).tolist() == [0, 0, 1, 1, 2]
     out = shot_pseudo_labels(feats, probs)
     assert out.labels.tolist() == [0, 0, 1, 1, 0]

@@ -14,29 +14,38 @@ def write(p, text):
 
 
 def test_inheritance_chain_and_overrides(tmp_path):
-    write(tmp_path / "base.yaml", """
+    write(
+        tmp_path / "base.yaml",
+        """
         data: {num_classes: 65, batch_size: 32}
         optim: {lr: 0.01, epochs: 50}
         method: {name: shot, cls_par: 0.3}
-    """)
-    write(tmp_path / "mid.yaml", """
+    """,
+    )
+    write(
+        tmp_path / "mid.yaml",
+        """
         _base_: base.yaml
         optim: {epochs: 15}
-    """)
-    write(tmp_path / "task.yaml", """
+    """,
+    )
+    write(
+        tmp_path / "task.yaml",
+        """
         _base_: mid.yaml
         data: {source: Art, target: Clipart}
         method: {ent_par: 0.5}
-    """)
+    """,
+    )
     cfg = load_config(tmp_path / "task.yaml", ["optim.lr=1e-3", "seed=2021", "method.gent=false"])
     assert cfg.data.num_classes == 65 and cfg.data.batch_size == 32  # from base
-    assert cfg.optim.epochs == 15                                     # mid overrides base
+    assert cfg.optim.epochs == 15  # mid overrides base
     assert cfg.optim.lr == pytest.approx(1e-3) and isinstance(cfg.optim.lr, float)  # 1e-3 is a float
     assert cfg.seed == 2021
     assert cfg.method.cls_par == 0.3 and cfg.method.ent_par == 0.5 and cfg.method.gent is False
-    assert cfg.method.pl_loss.name == "ce"                            # component defaults filled in
-    assert cfg.task == "Art_Clipart"                                  # derived
-    assert cfg.optim.momentum == 0.9                                  # schema default
+    assert cfg.method.pl_loss.name == "ce"  # component defaults filled in
+    assert cfg.task == "Art_Clipart"  # derived
+    assert cfg.optim.momentum == 0.9  # schema default
 
 
 def test_list_of_bases_later_wins(tmp_path):
@@ -48,11 +57,14 @@ def test_list_of_bases_later_wins(tmp_path):
 
 
 def test_unknown_key_names_file_line_and_closest(tmp_path):
-    write(tmp_path / "x.yaml", """
+    write(
+        tmp_path / "x.yaml",
+        """
         optim:
           lr: 0.01
           lrr: 0.02
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "x.yaml")
     msg = str(e.value)
@@ -61,7 +73,9 @@ def test_unknown_key_names_file_line_and_closest(tmp_path):
 
 
 def test_unknown_override_key_and_wrong_type():
-    with pytest.raises(ConfigError, match=r"command line: unknown key 'optim\.momentm' \(did you mean 'optim\.momentum'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"command line: unknown key 'optim\.momentm' \(did you mean 'optim\.momentum'\?\)"
+    ):
         config_from_dict({}, ["optim.momentm=0.5"])
     with pytest.raises(ConfigError, match=r"'optim\.epochs' must be an integer, got 'ten'"):
         config_from_dict({}, ["optim.epochs=ten"])
@@ -119,24 +133,34 @@ def test_every_shipped_config_resolves():
 
 
 def test_backbone_params_are_typed_checked_at_load_and_reach_the_factory(tmp_path):
-    cfg = config_from_dict({"data": {"num_classes": 3}, "model": {"backbone": "lenet", "pretrained": False,
-                                                                  "params": {"hidden": 500}}})
+    cfg = config_from_dict(
+        {"data": {"num_classes": 3}, "model": {"backbone": "lenet", "pretrained": False, "params": {"hidden": 500}}}
+    )
     assert cfg.model.params == {"in_channels": 1, "hidden": 500}  # defaults filled in
     net = build_model(cfg).netF
     assert net.out_features == 500 and net.conv_params[0].in_channels == 1
-    write(tmp_path / "m.yaml", """
+    write(
+        tmp_path / "m.yaml",
+        """
         model:
           backbone: lenet
           params:
             hidden: -5
-    """)
-    with pytest.raises(ConfigError, match=r"^.*m\.yaml:5: 'model\.params\.hidden' must be in \[0, inf\], got -5 \(backbone 'lenet'\)$"):
+    """,
+    )
+    with pytest.raises(
+        ConfigError, match=r"^.*m\.yaml:5: 'model\.params\.hidden' must be in \[0, inf\], got -5 \(backbone 'lenet'\)$"
+    ):
         load_config(tmp_path / "m.yaml")
     with pytest.raises(ConfigError, match=r"'model\.params\.in_channels' must be an integer, got 'rgb'"):
         config_from_dict({"model": {"backbone": "small_cnn"}}, ["model.params.in_channels=rgb"])
-    with pytest.raises(ConfigError, match=r"unknown key 'model\.params\.hiden' \(did you mean 'model\.params\.hidden'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'model\.params\.hiden' \(did you mean 'model\.params\.hidden'\?\)"
+    ):
         config_from_dict({"model": {"backbone": "lenet"}}, ["model.params.hiden=5"])
-    with pytest.raises(ConfigError, match=r"command line: unknown key 'model\.params\.hidden': backbone 'resnet50' takes no parameters"):
+    with pytest.raises(
+        ConfigError, match=r"command line: unknown key 'model\.params\.hidden': backbone 'resnet50' takes no parameters"
+    ):
         config_from_dict({}, ["model.params.hidden=5"])
     # timm: the model name is required; checked when the config loads, with or without timm installed
     with pytest.raises(ConfigError, match=r"'model\.params\.name' must name a timm model.*\(backbone 'timm'\)"):
@@ -151,7 +175,11 @@ def test_dataset_format_params_are_typed_checked_at_load_and_reach_the_format(tm
     assert build_format(cfg).hparams.eval_split == "test"
     cfg = load_config("imagenet/resnet18.yaml", ["data.params.eval_split=val2"])
     assert build_format(cfg).hparams.eval_split == "val2" and cfg.data.params.train_split == "train"
-    with pytest.raises(ConfigError, match=r"'data\.params\.download' must be true or false, got 'yes'.*\(dataset format 'cifar10'\)"):
+    with pytest.raises(
+        ConfigError, match=r"'data\.params\.download' must be true or false, got 'yes'.*\(dataset format 'cifar10'\)"
+    ):
         load_config("cifar/cifar10/alexnet.yaml", ["data.params.download='yes'"])
-    with pytest.raises(ConfigError, match=r"unknown key 'data\.params\.imbalance': dataset format 'list' takes no parameters"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'data\.params\.imbalance': dataset format 'list' takes no parameters"
+    ):
         config_from_dict({}, ["data.params.imbalance=3"])

@@ -1,6 +1,7 @@
 """AdaContrast and PLUE: the shared pieces against hand-computed values (soft voting, InfoNCE masks, momentum
 update, queue wrap, PLUE's weight), multi-view batches, resume equality with the key model, queue and banks,
 and a short adaptation on the generated two-domain images."""
+
 import math
 
 import pytest
@@ -40,15 +41,22 @@ def test_ring_bank_votes_and_writes_at_its_pointer():
     bank.write(torch.tensor([[0.0, 5.0], [5.0, 0.0]]), torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]))
     assert int(bank.ptr) == 2 and torch.equal(bank.probs[0], torch.tensor([0.0, 0.0, 1.0]))
     bank.write(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.eye(3)[:2])  # rows 2, then 0 (wraps)
-    assert int(bank.ptr) == 1 and torch.equal(bank.probs[2], torch.eye(3)[0]) and torch.equal(bank.probs[0], torch.eye(3)[1])
+    assert (
+        int(bank.ptr) == 1
+        and torch.equal(bank.probs[2], torch.eye(3)[0])
+        and torch.equal(bank.probs[0], torch.eye(3)[1])
+    )
 
 
 def test_class_aware_mask_removes_exactly_the_same_label_keys():
     pseudo = torch.tensor([0, 2, 1])
     queue_labels = torch.tensor([2, 0, 0, 1, 2])
     keep = class_aware_mask(pseudo, queue_labels)
-    assert keep.tolist() == [[True, False, False, True, True], [False, True, True, True, False],
-                             [True, True, True, False, True]]
+    assert keep.tolist() == [
+        [True, False, False, True, True],
+        [False, True, True, True, False],
+        [True, True, True, False, True],
+    ]
     q = F.normalize(torch.randn(3, 4), dim=1)
     k = F.normalize(torch.randn(3, 4), dim=1)
     queue = F.normalize(torch.randn(5, 4), dim=1)
@@ -59,17 +67,27 @@ def test_class_aware_mask_removes_exactly_the_same_label_keys():
         negatives = [(q[i] @ queue[m]) / tau for m in range(5) if queue_labels[m] != pseudo[i]]
         expected = -l0 + torch.log(torch.exp(l0) + sum(torch.exp(v) for v in negatives))
         assert torch.isclose(loss[i], expected, atol=1e-5)
-    assert torch.allclose(info_nce(q, k, queue, torch.ones(3, 5, dtype=torch.bool), tau),
-                          F.cross_entropy(torch.cat([(q * k).sum(1, keepdim=True), q @ queue.t()], 1) / tau,
-                                          torch.zeros(3, dtype=torch.long), reduction="none"), atol=1e-5)
+    assert torch.allclose(
+        info_nce(q, k, queue, torch.ones(3, 5, dtype=torch.bool), tau),
+        F.cross_entropy(
+            torch.cat([(q * k).sum(1, keepdim=True), q @ queue.t()], 1) / tau,
+            torch.zeros(3, dtype=torch.long),
+            reduction="none",
+        ),
+        atol=1e-5,
+    )
 
 
 def test_temporal_mask_compares_slot_by_slot():
     query = torch.tensor([[0, 1, 2]])
-    keys = torch.tensor([[1, 2, 0],    # same labels, other positions: kept (not a set intersection)
-                         [0, 2, 0],    # slot 0 equal: removed
-                         [3, 3, 2],    # slot 2 equal: removed
-                         [3, 3, 3]])   # all differ: kept
+    keys = torch.tensor(
+        [
+            [1, 2, 0],  # same labels, other positions: kept (not a set intersection)
+            [0, 2, 0],  # slot 0 equal: removed
+            [3, 3, 2],  # slot 2 equal: removed
+            [3, 3, 3],
+        ]
+    )  # all differ: kept
     assert temporal_mask(query, keys).tolist() == [[True, False, False, True]]
 
 
@@ -105,9 +123,11 @@ def test_queue_wraps_around():
 def test_plue_weight_against_hand_computed_entropy():
     p = torch.tensor([[0.5, 0.25, 0.25, 0.0], [0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])
     w = uncertainty_weight(p)
-    h = [-(0.5 * math.log2(0.5 + 1e-5) + 2 * 0.25 * math.log2(0.25 + 1e-5) + 0.0),  # 1.5 bits
-         -4 * 0.25 * math.log2(0.25 + 1e-5),                                        # 2 bits
-         -math.log2(1 + 1e-5)]                                                       # 0 bits
+    h = [
+        -(0.5 * math.log2(0.5 + 1e-5) + 2 * 0.25 * math.log2(0.25 + 1e-5) + 0.0),  # 1.5 bits
+        -4 * 0.25 * math.log2(0.25 + 1e-5),  # 2 bits
+        -math.log2(1 + 1e-5),
+    ]  # 0 bits
     expected = torch.tensor([math.exp(-x / 2.0) for x in h])  # log2(4) = 2
     assert torch.allclose(w, expected, atol=1e-6)
     assert abs(w[1].item() - math.exp(-1)) < 1e-4 and abs(w[2].item() - 1.0) < 1e-4
@@ -158,8 +178,11 @@ class _ListSet(list):
 # -- whole runs ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def source_dir(two_domains, tiny_config, tmp_path_factory):
-    cfg = config_from_dict(tiny_config(two_domains, tmp_path_factory.mktemp("ctr_source"),
-                                       **{"name": "tiny/source", "method.name": "source"}))
+    cfg = config_from_dict(
+        tiny_config(
+            two_domains, tmp_path_factory.mktemp("ctr_source"), **{"name": "tiny/source", "method.name": "source"}
+        )
+    )
     run_stage(cfg)
     return run_dir(cfg)
 
@@ -172,9 +195,20 @@ CASES = {
 
 
 def _adapt(root, out, source_dir, tiny_config, case, **extra):
-    return config_from_dict(tiny_config(root, out, **{"name": f"tiny/{case}", "source.checkpoint": str(source_dir),
-                                                      "optim.epochs": 2, "method.queue_size": 100, **CASES[case],
-                                                      **extra}))
+    return config_from_dict(
+        tiny_config(
+            root,
+            out,
+            **{
+                "name": f"tiny/{case}",
+                "source.checkpoint": str(source_dir),
+                "optim.epochs": 2,
+                "method.queue_size": 100,
+                **CASES[case],
+                **extra,
+            },
+        )
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -191,8 +225,12 @@ def test_adaptation_resumes_exactly_and_raises_target_accuracy(two_domains, sour
     if case.startswith("plue"):
         assert state["memory"].shape == (160, 5)
     resumed = run_stage(cfg)
-    strip = lambda m: {k: v for k, v in m.items() if k != "wall_time_s"} | {  # noqa: E731
-        "history": [{k: v for k, v in h.items() if k != "time_s"} for h in m["history"]]}
+
+    def strip(m):
+        return {k: v for k, v in m.items() if k != "wall_time_s"} | {
+            "history": [{k: v for k, v in h.items() if k != "time_s"} for h in m["history"]]
+        }
+
     assert strip(resumed) == strip(full)
     for part in "FBC":
         a, b = (torch.load(run_dir(c) / f"target_{part}.pt") for c in (full_cfg, cfg))
@@ -210,8 +248,9 @@ def test_everything_a_contrastive_method_keeps_is_in_its_state(two_domains, tiny
         features, logits = model(torch.randn(16, 3, 16, 16), return_features=True)
     method.on_epoch_start(0, Inference(features, logits, torch.arange(16) % 4))
     method.train_mode()
-    out = method.training_step(Batch(torch.randn(8, 3, 3, 16, 16), torch.zeros(8, dtype=torch.long), torch.arange(8)),
-                               StepInfo(0, 1, 0, 1))
+    out = method.training_step(
+        Batch(torch.randn(8, 3, 3, 16, 16), torch.zeros(8, dtype=torch.long), torch.arange(8)), StepInfo(0, 1, 0, 1)
+    )
     assert out.per_sample.shape == (8,) and out.weight_images.shape == (8, 3, 16, 16)
     saved = set(method.state_dict())
     assert set(vars(method)) - saved - set(method.NOT_STATE) <= {"train_size"}
@@ -220,8 +259,20 @@ def test_everything_a_contrastive_method_keeps_is_in_its_state(two_domains, tiny
 
 def test_table_shows_the_published_numbers_with_the_protocol_note():
     from sfda.results.table import render
-    runs = [{"benchmark": "domainnet-126", "task": "R_C", "label": label, "seed": 1, "score": 70.0, "stage": "adapt",
-             "metric": "accuracy", "source_only_accuracy": 50.0} for label in ("PLUE", "PLUE+NS-WS")]
+
+    runs = [
+        {
+            "benchmark": "domainnet-126",
+            "task": "R_C",
+            "label": label,
+            "seed": 1,
+            "score": 70.0,
+            "stage": "adapt",
+            "metric": "accuracy",
+            "source_only_accuracy": 50.0,
+        }
+        for label in ("PLUE", "PLUE+NS-WS")
+    ]
     lines = render(runs, "domainnet-126").splitlines()
     row = lines.index("| **PLUE** (ours) | 70.0 | 70.0 (1/7 tasks) |")
     assert lines[row + 1] == "| PLUE (PLUE paper) | 74.2 | 69.6 |"

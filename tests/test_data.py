@@ -54,6 +54,7 @@ def test_skip_bad_images_drops_and_counts(tmp_path):
 def test_cache_gives_the_same_images(tmp_path):
     entries = _setup(tmp_path)
     from torchvision import transforms as T
+
     a = ImageList(entries, tmp_path, T.PILToTensor(), pre=T.Resize((8, 8)))
     b = ImageList(entries, tmp_path, T.PILToTensor(), pre=T.Resize((8, 8)), cache_key="k")
     for i in range(4):
@@ -79,5 +80,7 @@ def test_list_format_split_and_missing_root(two_domains, tiny_config, tmp_path, 
     with pytest.raises(DataError, match="SFDA_DATA"):
         build_format(cfg).domain("source", train=False)
     monkeypatch.setenv("SFDA_DATA", str(two_domains.parent))
-    cfg = config_from_dict(tiny_config(two_domains, tmp_path, **{"data.root": None, "data.dataset_dir": two_domains.name}))
+    cfg = config_from_dict(
+        tiny_config(two_domains, tmp_path, **{"data.root": None, "data.dataset_dir": two_domains.name})
+    )
     assert len(build_format(cfg).domain("target", train=False)) == 160

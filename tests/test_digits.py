@@ -1,4 +1,5 @@
 """The offline digits builder, its digits.png fallback chain, the torchvision digits format and the demo."""
+
 import io
 import struct
 import tarfile
@@ -19,7 +20,7 @@ def synthetic_digits_png(path):
     for r in range(50):
         for c in range(100):
             y0, x0 = r * 20 + 2 + (c % 2) * 10, c * 20 + 2
-            img[y0:y0 + 8, x0:x0 + 8] = 255
+            img[y0 : y0 + 8, x0 : x0 + 8] = 255
     Image.fromarray(img).save(path)
     return path
 
@@ -29,9 +30,9 @@ def test_grid_cutting_labels_and_preprocessing(tmp_path):
     x, y = D.mnist5k_from_png(png)
     assert x.shape == (5000, 28, 28) and y.shape == (5000,)
     assert torch.equal(torch.bincount(y), torch.full((10,), 500))
-    assert y[0] == 0 and y[499] == 0 and y[500] == 1 and y[4999] == 9     # rows 5k..5k+4 are digit k
-    assert x.max() == 1.0 and x.min() >= 0                                 # scaled so the maximum is 1
-    assert torch.all(x[:, :4, :] == 0) and torch.all(x[:, :, -4:] == 0)    # 4-pixel frame (MNIST framing)
+    assert y[0] == 0 and y[499] == 0 and y[500] == 1 and y[4999] == 9  # rows 5k..5k+4 are digit k
+    assert x.max() == 1.0 and x.min() >= 0  # scaled so the maximum is 1
+    assert torch.all(x[:, :4, :] == 0) and torch.all(x[:, :, -4:] == 0)  # 4-pixel frame (MNIST framing)
     # cell 0 has its square at the top, cell 1 (odd column) at the bottom of the cell
     top, bottom = x[0, 4:14].sum(), x[0, 14:24].sum()
     assert top > bottom
@@ -82,7 +83,9 @@ def test_extract_from_a_debian_package(tmp_path):
 
 
 def test_builder_writes_images_and_lists(tmp_path):
-    out = D.build(tmp_path / "dd", str(synthetic_digits_png(tmp_path / "digits.png")), allow_download=False, log=lambda *_: None)
+    out = D.build(
+        tmp_path / "dd", str(synthetic_digits_png(tmp_path / "digits.png")), allow_download=False, log=lambda *_: None
+    )
     assert D.is_built(out)
     lines = (out / "lists" / "mnist5k.txt").read_text().splitlines()
     assert len(lines) == 5000 and lines[0] == "mnist5k/0/00000.png 0" and lines[-1].endswith(" 9")
@@ -92,6 +95,7 @@ def test_builder_writes_images_and_lists(tmp_path):
     assert im.size == (28, 28) and im.mode == "L"
     # the shipped lists are exactly what the builder writes
     from sfda.paths import LISTS_DIR
+
     assert (LISTS_DIR / "digits-offline" / "uci.txt").read_text() == (out / "lists" / "uci.txt").read_text()
     assert (LISTS_DIR / "digits-offline" / "mnist5k.txt").read_text() == (out / "lists" / "mnist5k.txt").read_text()
 
@@ -112,8 +116,17 @@ def test_torchvision_digits_format_on_a_fake_mnist(tmp_path):
     for split, n in (("train", 12), ("t10k", 6)):
         _idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28)), 2051)
         _idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10, 2049)
-    cfg = config_from_dict({"data": {"format": "torchvision_digits", "root": str(tmp_path), "num_classes": 10,
-                                     "transform": "digits", "params": {"download": False}}})
+    cfg = config_from_dict(
+        {
+            "data": {
+                "format": "torchvision_digits",
+                "root": str(tmp_path),
+                "num_classes": 10,
+                "transform": "digits",
+                "params": {"download": False},
+            }
+        }
+    )
     digits_format = build_format(cfg)
     tr, te = digits_format.source_split("mnist")
     assert (len(tr), len(te)) == (12, 6)
@@ -169,11 +182,28 @@ def test_demo_end_to_end(tmp_path, capsys):
     from sfda.cli import main
 
     png = synthetic_digits_png(tmp_path / "digits.png")
-    rc = main(["demo", "--out", str(tmp_path / "runs"), "--data", str(tmp_path / "dd"), "--digits-png", str(png),
-               "--no-download", "--cpu", "--set", "optim.epochs=1", "log.tensorboard=false"])
+    rc = main(
+        [
+            "demo",
+            "--out",
+            str(tmp_path / "runs"),
+            "--data",
+            str(tmp_path / "dd"),
+            "--digits-png",
+            str(png),
+            "--no-download",
+            "--cpu",
+            "--set",
+            "optim.epochs=1",
+            "log.tensorboard=false",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "| Source only |" in out and "| SHOT |" in out and "| SHOT+NS-WS |" in out
     metrics = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in (tmp_path / "runs").rglob("metrics.json"))
-    assert metrics == ["digits/shot/mnist5k_uci/seed2019/metrics.json", "digits/shot_ns/mnist5k_uci/seed2019/metrics.json",
-                       "digits/source/mnist5k/seed2019/metrics.json"]
+    assert metrics == [
+        "digits/shot/mnist5k_uci/seed2019/metrics.json",
+        "digits/shot_ns/mnist5k_uci/seed2019/metrics.json",
+        "digits/source/mnist5k/seed2019/metrics.json",
+    ]

@@ -1,5 +1,6 @@
 """digits-LT (issue 16): the long-tailed MNIST-5k lists, their configs, the run script's grid, one NS-LF epoch on
 a generated stand-in of the benchmark, `sfda data digits-lt`, and the Table V layout of `sfda table`."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,13 +38,19 @@ def _counts(entries) -> list:
 
 
 # -- the lists ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("imb,expected", [(1, [400] * 10), (10, [400, 309, 239, 185, 143, 111, 86, 66, 51, 40]),
-                                          (50, [400, 258, 167, 108, 70, 45, 29, 19, 12, 8]),
-                                          (100, [400, 239, 143, 86, 51, 30, 18, 11, 6, 4])])
+@pytest.mark.parametrize(
+    "imb,expected",
+    [
+        (1, [400] * 10),
+        (10, [400, 309, 239, 185, 143, 111, 86, 66, 51, 40]),
+        (50, [400, 258, 167, 108, 70, 45, 29, 19, 12, 8]),
+        (100, [400, 239, 143, 86, 51, 30, 18, 11, 6, 4]),
+    ],
+)
 def test_class_counts_follow_the_exponential_profile(imb, expected):
     assert long_tail_counts(400, 10, imb) == expected
     assert _counts(TRAIN[imb]) == expected
-    assert expected[0] / expected[-1] == pytest.approx(imb, rel=0.15)   # n_max / n_min, up to int()
+    assert expected[0] / expected[-1] == pytest.approx(imb, rel=0.15)  # n_max / n_min, up to int()
 
 
 def test_test_split_is_balanced_and_disjoint_from_every_training_set():
@@ -56,11 +63,16 @@ def test_test_split_is_balanced_and_disjoint_from_every_training_set():
 
 
 def test_training_sets_are_nested_and_the_lists_are_reproducible():
-    assert {e.path for e in TRAIN[100]} < {e.path for e in TRAIN[50]} < {e.path for e in TRAIN[10]} < \
-        {e.path for e in TRAIN[1]}
+    assert (
+        {e.path for e in TRAIN[100]}
+        < {e.path for e in TRAIN[50]}
+        < {e.path for e in TRAIN[10]}
+        < {e.path for e in TRAIN[1]}
+    )
     made = digits_lt.make_lists(read_list(digits_lt.SOURCE_LISTS / "mnist5k.txt", 10))
-    assert {k: [(e.path, e.label) for e in v] for k, v in made.items()} == \
-        {k: [(e.path, e.label) for e in read_list(SHIPPED / f"{k}.txt")] for k in made}
+    assert {k: [(e.path, e.label) for e in v] for k, v in made.items()} == {
+        k: [(e.path, e.label) for e in read_list(SHIPPED / f"{k}.txt")] for k in made
+    }
     assert read_list(SHIPPED / "uci.txt") == read_list(digits_lt.SOURCE_LISTS / "uci.txt")
 
 
@@ -97,7 +109,17 @@ def test_configs_cover_the_grid_with_the_papers_row_names():
     lf = load_config("digits-lt/ns_lf/imb100.yaml").weighting
     lf4 = load_config("digits-lt/ns_lf_m4/imb100.yaml").weighting
     ws = load_config("digits-lt/ns_ws/imb1.yaml").weighting
-    assert (lf.m, lf.sigma, lf.rho, lf4.m, lf4.sigma, lf4.rho, ws.m, ws.sigma, ws.rho) == (2, 2.5, -1, 4, 1.5, -1, 4, 0.7, 1)
+    assert (lf.m, lf.sigma, lf.rho, lf4.m, lf4.sigma, lf4.rho, ws.m, ws.sigma, ws.rho) == (
+        2,
+        2.5,
+        -1,
+        4,
+        1.5,
+        -1,
+        4,
+        0.7,
+        1,
+    )
 
 
 # -- one NS-LF epoch on a generated stand-in ----------------------------------------------------------------------
@@ -107,7 +129,7 @@ def _digit(rng: np.random.Generator, label: int) -> np.ndarray:
     yy, xx = np.mgrid[0:28, 0:28]
     angle = np.pi * label / 10
     d = np.abs((yy - 14) * np.cos(angle) - (xx - 14) * np.sin(angle))
-    img += np.exp(-(d ** 2) / 4.0) * (np.hypot(yy - 14, xx - 14) < 10)
+    img += np.exp(-(d**2) / 4.0) * (np.hypot(yy - 14, xx - 14) < 10)
     img += 0.1 * rng.random((28, 28))
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
@@ -133,9 +155,19 @@ def small_digits_lt(tmp_path_factory) -> Path:
 
 
 def test_one_epoch_of_the_ns_lf_config_runs_end_to_end_and_tabulates(small_digits_lt, tmp_path):
-    cfg = load_config("digits-lt/ns_lf/imb100.yaml", [
-        f"data.root={small_digits_lt}", f"data.lists_dir={small_digits_lt / 'lists'}", f"output_root={tmp_path}",
-        "device=cpu", "optim.epochs=1", "log.tensorboard=false", "log.progress=none", "seed=2019"])
+    cfg = load_config(
+        "digits-lt/ns_lf/imb100.yaml",
+        [
+            f"data.root={small_digits_lt}",
+            f"data.lists_dir={small_digits_lt / 'lists'}",
+            f"output_root={tmp_path}",
+            "device=cpu",
+            "optim.epochs=1",
+            "log.tensorboard=false",
+            "log.progress=none",
+            "seed=2019",
+        ],
+    )
     m = run_stage(cfg)
     assert m["finished"] and m["label"] == "NS-LF" and m["task"] == "imb100" and m["benchmark"] == "digits-lt"
     assert m["weighting"] == "ns" and len(m["per_class_accuracy"]) == 10 and 0 <= m["score"] <= 100
@@ -152,34 +184,51 @@ def test_data_command_writes_the_shipped_lists_next_to_built_images(tmp_path, ca
     (out / "lists").mkdir(parents=True)
     for f in ("mnist5k.txt", "uci.txt"):
         shutil.copy(digits_lt.SOURCE_LISTS / f, out / "lists" / f)
-    (out / "READY").write_text("sfda digits-offline\n")   # the images themselves are not needed for the lists
+    (out / "READY").write_text("sfda digits-offline\n")  # the images themselves are not needed for the lists
     assert main(["data", "digits-lt", "--out", str(out)]) == 0
     assert "identical to the shipped" in capsys.readouterr().out
     for f in digits_lt.LIST_FILES:
         assert (out / "lists" / f).read_text() == (SHIPPED / f).read_text()
     lines = (out / "lists" / "mnist5k.txt").read_text().splitlines()
-    (out / "lists" / "mnist5k.txt").write_text("\n".join(lines[::-1]) + "\n")   # another image order
+    (out / "lists" / "mnist5k.txt").write_text("\n".join(lines[::-1]) + "\n")  # another image order
     assert main(["data", "digits-lt", "--out", str(out)]) == 2
     assert "differ from the shipped" in capsys.readouterr().err
 
 
 # -- the Table V layout --------------------------------------------------------------------------------------------
 def _m(task, label, seed, score, uci):
-    return {"benchmark": "digits-lt", "task": task, "label": label, "seed": seed, "score": score, "accuracy": score,
-            "stage": "source", "metric": "accuracy", "finished": True, "source_only": {"uci": uci}}
+    return {
+        "benchmark": "digits-lt",
+        "task": task,
+        "label": label,
+        "seed": seed,
+        "score": score,
+        "accuracy": score,
+        "stage": "source",
+        "metric": "accuracy",
+        "finished": True,
+        "source_only": {"uci": uci},
+    }
 
 
 def test_table_v_layout_rows_in_the_papers_order_uci_beside_and_cifar_lt_10_apart():
     runs = [_m("imb100", "NS-LF", s, v, 50.0) for s, v in ((2019, 70.0), (2020, 72.0))]
-    runs += [_m(t, "Baseline", 2019, 60.0, 40.0) for t in ("imb1", "imb100")] + [_m("imb100", "Baseline", 2020, 62.0, 42.0)]
+    runs += [_m(t, "Baseline", 2019, 60.0, 40.0) for t in ("imb1", "imb100")] + [
+        _m("imb100", "Baseline", 2020, 62.0, 42.0)
+    ]
     text = render(runs, "digits-lt")
     lines = text.splitlines()
     assert lines[2] == "| method | ×100 | ×1 (balanced) |"
-    assert lines[4:6] == ["| **Baseline** (ours) | 61.0 ± 1.4 | 60.0 (1 seed) |", "| **NS-LF** (ours) | 71.0 ± 1.4 |  |"]
+    assert lines[4:6] == [
+        "| **Baseline** (ours) | 61.0 ± 1.4 | 60.0 (1 seed) |",
+        "| **NS-LF** (ours) | 71.0 ± 1.4 |  |",
+    ]
     uci = lines.index("#### digits-lt: UCI digits, the same models (cross-dataset test)")
     assert lines[uci + 4] == "| **Baseline** (ours) | 41.0 ± 1.4 | 40.0 (1 seed) |"
     ref = lines.index("#### NS paper, Table V: CIFAR-LT-10, ResNet-32, 240 epochs (for reference; another dataset)")
-    assert lines[ref + 2] == "| method | ×200 | ×100 | ×50 | ×10 |" and lines[ref + 4] == \
-        "| Baseline (NS paper, Table V) | 64.0 | 69.5 | 72.7 | 86.7 |"
-    assert len(lines) - ref - 4 == 17 and "33.6" not in text   # the 17 CIFAR-LT-10 rows, no CIFAR-LT-100 number
+    assert (
+        lines[ref + 2] == "| method | ×200 | ×100 | ×50 | ×10 |"
+        and lines[ref + 4] == "| Baseline (NS paper, Table V) | 64.0 | 69.5 | 72.7 | 86.7 |"
+    )
+    assert len(lines) - ref - 4 == 17 and "33.6" not in text  # the 17 CIFAR-LT-10 rows, no CIFAR-LT-100 number
     assert "Table V" not in render(runs, "digits-lt", paper=False)

@@ -2,6 +2,7 @@
 each. One spawned two-rank job checks the collectives (the gathered pass, SHOT's pseudo-labels, the exactness of
 sync BN + global IM, NRC's banks, rank-0-only files); torchrun launches check the command line (resume after a
 kill, a bad config)."""
+
 from __future__ import annotations
 
 import json
@@ -99,8 +100,7 @@ def steps(cfg_dict: dict, out: Path, rank: int, world: int, count: int = 3) -> d
         method.train_mode()
         for t in range(count):
             rows = torch.arange(64 * t, 64 * (t + 1))[rank::world]
-            trainer.train_step(data.images[rows], data.labels[rows], rows, optimizer,
-                               StepInfo(0, 1, t, count))
+            trainer.train_step(data.images[rows], data.labels[rows], rows, optimizer, StepInfo(0, 1, t, count))
     result = {"weights": {k: v.clone() for k, v in method.model.state_dict().items()}}
     if hasattr(method, "bank"):
         result["bank"] = (method.bank.features.clone(), method.bank.scores.clone())
@@ -147,8 +147,16 @@ def job(rank: int, tmp: Path, cfgs: dict) -> dict:
 
 
 def _rank_main(rank: int, port: int, tmp: str, cfgs: dict) -> None:
-    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(WORLD),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "SFDA_DIST_TIMEOUT": "120"})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(WORLD),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "SFDA_DIST_TIMEOUT": "120",
+        }
+    )
     torch.set_num_threads(1)
     with distributed.session():
         result = job(rank, Path(tmp), cfgs)
@@ -184,11 +192,21 @@ def _cfg(tiny_config, root, out, **kw) -> dict:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory, tiny_config):
     tmp = tmp_path_factory.mktemp("ddp")
-    cfgs = {"shot": _cfg(tiny_config, tmp, tmp, **{"method.name": "shot", "method.cls_par": 0.3}),
-            "nrc": _cfg(tiny_config, tmp, tmp, **{"method.name": "nrc"}),
-            "nlnl_ns": _cfg(tiny_config, tmp, tmp, **{"method.name": "shot", "method.cls_par": 0.3,
-                                                       "method.pl_loss": {"name": "nlnl", "selnl_after": 1},
-                                                       "weighting.name": "ns"})}
+    cfgs = {
+        "shot": _cfg(tiny_config, tmp, tmp, **{"method.name": "shot", "method.cls_par": 0.3}),
+        "nrc": _cfg(tiny_config, tmp, tmp, **{"method.name": "nrc"}),
+        "nlnl_ns": _cfg(
+            tiny_config,
+            tmp,
+            tmp,
+            **{
+                "method.name": "shot",
+                "method.cls_par": 0.3,
+                "method.pl_loss": {"name": "nlnl", "selnl_after": 1},
+                "weighting.name": "ns",
+            },
+        ),
+    }
     spawn(_rank_main, tmp, cfgs)
     return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)], cfgs, tmp
 
@@ -240,8 +258,7 @@ def test_per_sample_loss_state_is_identical_and_ns_reports_every_sample(ranks):
 
 def test_only_rank_0_writes_files(ranks):
     results, _, _ = ranks
-    assert results[0]["files"] == ["log.txt", "metrics.json", "source_B.pt", "source_C.pt", "source_F.pt",
-                                   "state.pt"]
+    assert results[0]["files"] == ["log.txt", "metrics.json", "source_B.pt", "source_C.pt", "source_F.pt", "state.pt"]
     assert results[1]["files"] is None
 
 
@@ -260,22 +277,37 @@ def test_sharded_training_order_is_the_one_process_order_dealt_out():
     dealt = [shards[r][j] for j in range(4) for r in range(3)]
     assert dealt == one + one[:1]  # padded with the first position
     g = torch.Generator().manual_seed(5)
-    solo = DataLoader(data, batch_size=4, generator=g,
-                      sampler=ShardedSampler(torch.utils.data.RandomSampler(data, generator=g), 11, 0, 1, pad=True))
+    solo = DataLoader(
+        data,
+        batch_size=4,
+        generator=g,
+        sampler=ShardedSampler(torch.utils.data.RandomSampler(data, generator=g), 11, 0, 1, pad=True),
+    )
     assert [int(i) for _, _, idx in solo for i in idx] == one
 
 
 def test_the_global_batch_must_split_evenly():
     assert per_rank_batch(64, 2, key="data.batch_size") == 32 and per_rank_batch(192, 5) == 39
-    with pytest.raises(ConfigError, match=r"data.batch_size=65 is the global batch, split evenly over the 2 "
-                                          r"processes; set data.batch_size to a multiple of 2"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.batch_size=65 is the global batch, split evenly over the 2 "
+        r"processes; set data.batch_size to a multiple of 2",
+    ):
         per_rank_batch(65, 2, key="data.batch_size")
 
 
 # -- torchrun -------------------------------------------------------------------------------------------------
 def torchrun(*args: str, nproc: int = WORLD, cwd: Path, timeout: float = JOB_TIMEOUT_S, **popen):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "sfda", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "sfda",
+        *args,
+    ]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", "SFDA_DIST_TIMEOUT": "120"}
     if popen.pop("background", False):
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -286,8 +318,17 @@ def torchrun(*args: str, nproc: int = WORLD, cwd: Path, timeout: float = JOB_TIM
 def adapt_config(two_domains, tiny_config, tmp_path_factory):
     """An adaptation config (SHOT, 6 epochs) on the generated set, with a source model of seeded weights."""
     tmp = tmp_path_factory.mktemp("cli")
-    cfg = tiny_config(two_domains, tmp / "runs", **{"name": "shot", "method.name": "shot", "optim.epochs": 6,
-                                                     "data.transform": "digits_rgb32", "source.checkpoint": str(tmp / "src")})
+    cfg = tiny_config(
+        two_domains,
+        tmp / "runs",
+        **{
+            "name": "shot",
+            "method.name": "shot",
+            "optim.epochs": 6,
+            "data.transform": "digits_rgb32",
+            "source.checkpoint": str(tmp / "src"),
+        },
+    )
     torch.manual_seed(0)
     save_fbc(build_model(config_from_dict(cfg)), tmp / "src")
     (tmp / "shot.yaml").write_text(yaml.safe_dump(cfg))
@@ -331,7 +372,13 @@ def test_a_killed_two_process_run_resumes_and_finishes(adapt_config):
     ref_m, ref_h = _history(tmp / "ref" / "shot" / "seed0")
     assert ref_m["world_size"] == WORLD and ref_m["finished"]
     assert sorted(p.name for p in (tmp / "ref" / "shot" / "seed0").iterdir()) == [
-        "config.yaml", "log.txt", "metrics.json", "target_B.pt", "target_C.pt", "target_F.pt"]
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "target_B.pt",
+        "target_C.pt",
+        "target_F.pt",
+    ]
     # kill the whole launch once the first epoch is saved, then run the same command again
     run = tmp / "runs" / "shot" / "seed0"
     proc = torchrun("adapt", "-c", "shot.yaml", cwd=tmp, background=True)
@@ -351,8 +398,14 @@ def test_a_killed_two_process_run_resumes_and_finishes(adapt_config):
     (run / "metrics.json").unlink()
     (run / "state.pt").write_bytes(killed_state)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}
-    solo = subprocess.run([sys.executable, "-m", "sfda", "adapt", "-c", "shot.yaml"], cwd=tmp, env=env,
-                          capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
+    solo = subprocess.run(
+        [sys.executable, "-m", "sfda", "adapt", "-c", "shot.yaml"],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
     assert solo.returncode == 0 and "resuming from epoch" in solo.stdout, solo.stdout + solo.stderr
     m1, h1 = _history(run)
     assert m1["world_size"] == 1 and m1["finished"] and len(h1) == 7

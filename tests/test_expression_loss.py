@@ -1,5 +1,6 @@
 """The expression loss: the formula language (every operator, precedence, errors with positions), gradients
 on p in [0, 1], and the shipped formulas against direct implementations."""
+
 import math
 
 import pytest
@@ -15,22 +16,43 @@ from sfda.registry import LOSSES
 
 # Independent references for the 27 + 7 NeuroLoss operators (and cos), written from the reference sheet.
 UNARY_REF = {
-    "neg": lambda x: -x, "log": lambda x: torch.log(x.abs() + 1e-7), "log10": lambda x: torch.log(x.abs() + 1e-7) / math.log(10),
-    "exp": torch.exp, "abs": torch.abs, "sigmoid": lambda x: 1 / (1 + torch.exp(-x)),
-    "inv1p_abs": lambda x: 1 / (1 + x.abs()), "softplus": lambda x: torch.log((1 + torch.exp(x)).abs() + 1e-7),
-    "erf": torch.erf, "erfc": lambda x: 1 - torch.erf(x), "sin": torch.sin, "sinh": torch.sinh,
-    "asinh": lambda x: torch.log(x + torch.sqrt(x * x + 1)), "tanh": torch.tanh, "atan": torch.atan,
-    "inv": lambda x: 1 / (x + 1e-7), "i0": torch.special.i0, "i0e": lambda x: torch.special.i0(x) * torch.exp(-x.abs()),
-    "i1": torch.special.i1, "i1e": lambda x: torch.special.i1(x) * torch.exp(-x.abs()),
-    "max0": lambda x: torch.where(x > 0, x, torch.zeros_like(x)), "min0": lambda x: torch.where(x < 0, x, torch.zeros_like(x)),
-    "square": lambda x: x * x, "sqrt_abs": lambda x: x.abs() ** 0.5, "softsign": lambda x: x / (1 + x.abs()),
-    "sech2": lambda x: 1 / torch.cosh(x) ** 2, "dsigmoid": lambda x: torch.exp(-x) / (1 + torch.exp(-x)) ** 2,
+    "neg": lambda x: -x,
+    "log": lambda x: torch.log(x.abs() + 1e-7),
+    "log10": lambda x: torch.log(x.abs() + 1e-7) / math.log(10),
+    "exp": torch.exp,
+    "abs": torch.abs,
+    "sigmoid": lambda x: 1 / (1 + torch.exp(-x)),
+    "inv1p_abs": lambda x: 1 / (1 + x.abs()),
+    "softplus": lambda x: torch.log((1 + torch.exp(x)).abs() + 1e-7),
+    "erf": torch.erf,
+    "erfc": lambda x: 1 - torch.erf(x),
+    "sin": torch.sin,
+    "sinh": torch.sinh,
+    "asinh": lambda x: torch.log(x + torch.sqrt(x * x + 1)),
+    "tanh": torch.tanh,
+    "atan": torch.atan,
+    "inv": lambda x: 1 / (x + 1e-7),
+    "i0": torch.special.i0,
+    "i0e": lambda x: torch.special.i0(x) * torch.exp(-x.abs()),
+    "i1": torch.special.i1,
+    "i1e": lambda x: torch.special.i1(x) * torch.exp(-x.abs()),
+    "max0": lambda x: torch.where(x > 0, x, torch.zeros_like(x)),
+    "min0": lambda x: torch.where(x < 0, x, torch.zeros_like(x)),
+    "square": lambda x: x * x,
+    "sqrt_abs": lambda x: x.abs() ** 0.5,
+    "softsign": lambda x: x / (1 + x.abs()),
+    "sech2": lambda x: 1 / torch.cosh(x) ** 2,
+    "dsigmoid": lambda x: torch.exp(-x) / (1 + torch.exp(-x)) ** 2,
     "cos": torch.cos,
 }
 BINARY_REF = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "max": lambda a, b: torch.where(a > b, a, b), "min": lambda a, b: torch.where(a < b, a, b),
-    "div": lambda a, b: a / (b + 1e-7), "div_hypot": lambda a, b: a / torch.sqrt(1 + b * b),
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "max": lambda a, b: torch.where(a > b, a, b),
+    "min": lambda a, b: torch.where(a < b, a, b),
+    "div": lambda a, b: a / (b + 1e-7),
+    "div_hypot": lambda a, b: a / torch.sqrt(1 + b * b),
 }
 
 
@@ -50,7 +72,7 @@ def test_the_operator_set_is_the_neuroloss_one():
 @pytest.mark.parametrize("name", sorted(UNARY_REF))
 def test_every_unary_operator_against_torch(name):
     inputs = _inputs()
-    x = torch.linspace(-3, 3, 30).view(6, 5)   # negative, zero-free and positive arguments
+    x = torch.linspace(-3, 3, 30).view(6, 5)  # negative, zero-free and positive arguments
     for arg, value in (("p", inputs["p"]), ("(3 * p - 1.5) * 2", (3 * inputs["p"] - 1.5) * 2)):
         got = evaluate(parse(f"{name}({arg})"), inputs)
         assert torch.allclose(got, UNARY_REF[name](value), rtol=1e-5, atol=1e-6), (name, arg)
@@ -72,10 +94,21 @@ def test_infix_operators_are_the_binary_ones(infix, name):
     assert torch.equal(evaluate(parse(f"p {infix} y"), inputs), evaluate(parse(f"{name}(p, y)"), inputs))
 
 
-@pytest.mark.parametrize("formula,value", [
-    ("1 + 2 * 3", 7.0), ("(1 + 2) * 3", 9.0), ("2 - 3 - 4", -5.0), ("-2 * 3", -6.0), ("--2", 2.0),
-    ("-exp(0) + 1", 0.0), ("2 * -3", -6.0), ("1e-1 * .5e1", 0.5), ("max(1, 2) - min(1, 2)", 1.0), ("ln(1)", 1e-7),
-])
+@pytest.mark.parametrize(
+    "formula,value",
+    [
+        ("1 + 2 * 3", 7.0),
+        ("(1 + 2) * 3", 9.0),
+        ("2 - 3 - 4", -5.0),
+        ("-2 * 3", -6.0),
+        ("--2", 2.0),
+        ("-exp(0) + 1", 0.0),
+        ("2 * -3", -6.0),
+        ("1e-1 * .5e1", 0.5),
+        ("max(1, 2) - min(1, 2)", 1.0),
+        ("ln(1)", 1e-7),
+    ],
+)
 def test_precedence_and_associativity(formula, value):
     got = evaluate(parse(formula), _inputs())
     assert got.item() == pytest.approx(value, rel=1e-5, abs=1e-6)
@@ -88,13 +121,23 @@ def test_division_is_protected_and_left_associative():
     assert to_text(parse("p - y * K")) == "sub(p, mul(y, K))"
 
 
-@pytest.mark.parametrize("formula,position,words", [
-    ("exp(p", 6, "expected ')'"), ("expp(p)", 1, "unknown operator at position 1: 'expp' (did you mean 'exp'?)"),
-    ("p +", 4, "syntax error"), ("2p", 2, "unexpected 'p'"), ("p * q", 5, "unknown variable"),
-    ("max(p)", 1, "'max' takes 2, got 1"), ("exp(p, y)", 1, "'exp' takes 1, got 2"), ("p $ y", 3, "'$'"),
-    ("", 1, "empty"), ("exp", 1, "needs its argument in parentheses"), ("(p))", 4, "unexpected ')'"),
-    ("  log(p) + sin(y ,)", 19, "expected a number"),
-])
+@pytest.mark.parametrize(
+    "formula,position,words",
+    [
+        ("exp(p", 6, "expected ')'"),
+        ("expp(p)", 1, "unknown operator at position 1: 'expp' (did you mean 'exp'?)"),
+        ("p +", 4, "syntax error"),
+        ("2p", 2, "unexpected 'p'"),
+        ("p * q", 5, "unknown variable"),
+        ("max(p)", 1, "'max' takes 2, got 1"),
+        ("exp(p, y)", 1, "'exp' takes 1, got 2"),
+        ("p $ y", 3, "'$'"),
+        ("", 1, "empty"),
+        ("exp", 1, "needs its argument in parentheses"),
+        ("(p))", 4, "unexpected ')'"),
+        ("  log(p) + sin(y ,)", 19, "expected a number"),
+    ],
+)
 def test_errors_name_the_position(formula, position, words):
     with pytest.raises(FormulaError) as e:
         parse(formula)
@@ -103,8 +146,10 @@ def test_errors_name_the_position(formula, position, words):
 
 def test_a_bad_formula_stops_the_config_at_load_time_with_one_line():
     with pytest.raises(ConfigError) as e:
-        load_config("configs/digits/shot/mnist5k_uci.yaml",
-                    ['method.pl_loss={name: expression, formula: "exp(2.4 - p) + sinn(p)"}'])
+        load_config(
+            "configs/digits/shot/mnist5k_uci.yaml",
+            ['method.pl_loss={name: expression, formula: "exp(2.4 - p) + sinn(p)"}'],
+        )
     msg = str(e.value)
     assert "\n" not in msg and "'method.pl_loss.formula'" in msg and "at position 16" in msg and "'sin'" in msg
     with pytest.raises(ConfigError, match="'method.loss.formula' syntax error at position 8"):
@@ -124,7 +169,7 @@ def test_gradients_are_finite_on_p_in_0_1(name):
     args = ["p", "y - p", "p - y"] if name in UNARY_REF else ["p, y", "y, p", "p, p - y"]
     for arg in args:
         out = evaluate(parse(f"{name}({arg})"), inputs)
-        grad, = torch.autograd.grad(out.sum(), p)
+        (grad,) = torch.autograd.grad(out.sum(), p)
         finite = torch.isfinite(grad)
         if name == "sqrt_abs":  # d sqrt|x| / dx is infinite where the argument is 0, as in the reference
             zero_arg = (evaluate(parse(arg), inputs) == 0).detach()
@@ -137,8 +182,10 @@ def test_gradients_are_finite_on_p_in_0_1(name):
 def test_shipped_formulas_have_finite_gradients_for_extreme_logits(name):
     logits = torch.tensor([[60.0, -60.0, 0.0], [0.0, 0.0, 0.0], [-30.0, 30.0, 29.0]], requires_grad=True)
     loss = ExpressionLoss(3, formula=name)(logits, torch.tensor([0, 1, 0]))
-    grad, = torch.autograd.grad(loss.sum(), logits)
-    assert loss.shape == (3,) and loss.dtype == torch.float32 and torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    (grad,) = torch.autograd.grad(loss.sum(), logits)
+    assert (
+        loss.shape == (3,) and loss.dtype == torch.float32 and torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    )
 
 
 def _logits(n=64, k=3, scale=0.3, seed=1):
@@ -150,7 +197,7 @@ def test_ce_formula_equals_the_builtin_ce():
     logits, t = _logits()  # p >= 0.25: the formula's eps (1e-7 / p_y) stays under 1e-6
     got = ExpressionLoss(3, formula="ce")(logits, t)
     assert torch.allclose(got, LOSSES.get("ce")(3)(logits, t), atol=1e-6, rtol=0)
-    wide, t2 = _logits(k=10, scale=4.0)   # any p: the formula is exactly -log(p_y + 1e-7)
+    wide, t2 = _logits(k=10, scale=4.0)  # any p: the formula is exactly -log(p_y + 1e-7)
     p_y = torch.softmax(wide, 1).gather(1, t2[:, None]).squeeze(1)
     assert torch.allclose(ExpressionLoss(10, formula="-y * log(p)")(wide, t2), -torch.log(p_y + 1e-7), atol=1e-6)
     smoothed = ExpressionLoss(3, formula="ce", label_smoothing=0.1)(logits, t)
@@ -187,8 +234,10 @@ def test_flip_reduction_constants_and_K():
 
 
 def test_expression_loss_trains_with_shot_through_the_config():
-    cfg = load_config("configs/digits/shot/mnist5k_uci.yaml",
-                      ['method.pl_loss={name: expression, formula: "exp(2.4092 - p * (1 + y)) - cos(cos(sin(p)))"}'])
+    cfg = load_config(
+        "configs/digits/shot/mnist5k_uci.yaml",
+        ['method.pl_loss={name: expression, formula: "exp(2.4092 - p * (1 + y)) - cos(cos(sin(p)))"}'],
+    )
     loss = build_loss(cfg.method.pl_loss, 10)
     logits = torch.randn(8, 10, requires_grad=True)
     value = loss(logits, torch.arange(8)).mean()

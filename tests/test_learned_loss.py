@@ -1,5 +1,6 @@
 """The EDL-style learned loss: monotone and finite in p_y for any K, the evolution strategy (fitness rises,
 seeded), the saved file (round trip, settings, one-line errors), and its use from configs."""
+
 import math
 
 import numpy as np
@@ -29,8 +30,10 @@ TINY = {"generations": 6, "population": 8, "parents": 2, "pairs": 512, "monitor_
 @pytest.fixture(scope="module")
 def loss_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("learned") / "edl.pt"
-    assert main(["loss", "pretrain", "--out", str(path), "--progress", "none",
-                 *[f"{k}={v}" for k, v in TINY.items()]]) == 0
+    assert (
+        main(["loss", "pretrain", "--out", str(path), "--progress", "none", *[f"{k}={v}" for k, v in TINY.items()]])
+        == 0
+    )
     return path
 
 
@@ -50,15 +53,16 @@ def test_finite_and_decreasing_in_p_y_for_any_weights(num_classes, loss_file):
     weights += [torch.randn(1, num_weights(4), generator=torch.Generator().manual_seed(s)) * 3 for s in range(5)]
     for theta in weights:
         exact = loss_values(theta.double(), loss_features(*_grid_logits(num_classes, p_y, dtype=torch.float64)), 4)[0]
-        assert torch.isfinite(exact).all() and (exact[1:] < exact[:-1]).all()   # the construction: strictly
-        values = loss_values(theta, loss_features(*_grid_logits(num_classes, p_y)), 4)[0]   # as used, float32
+        assert torch.isfinite(exact).all() and (exact[1:] < exact[:-1]).all()  # the construction: strictly
+        values = loss_values(theta, loss_features(*_grid_logits(num_classes, p_y)), 4)[0]  # as used, float32
         steps = values[1:] - values[:-1]
         assert torch.isfinite(values).all() and (steps <= 1e-5 * (1 + values[1:].abs())).all()
         assert (steps[p_y[1:] <= 0.99] < 0).all()
-    extreme = torch.tensor([[80.0] + [-80.0] * (num_classes - 1), [-80.0] + [80.0] * (num_classes - 1)],
-                           requires_grad=True)
+    extreme = torch.tensor(
+        [[80.0] + [-80.0] * (num_classes - 1), [-80.0] + [80.0] * (num_classes - 1)], requires_grad=True
+    )
     value = LearnedLoss(num_classes, path=str(loss_file))(extreme, torch.tensor([0, 0]))
-    grad, = torch.autograd.grad(value.sum(), extreme)
+    (grad,) = torch.autograd.grad(value.sum(), extreme)
     assert torch.isfinite(value).all() and torch.isfinite(grad).all() and value[1] > value[0]
 
 
@@ -66,9 +70,9 @@ def test_gradient_at_the_uniform_prediction_equals_cross_entropys(loss_file):
     for k in (2, 10, 65):
         logits = torch.zeros(1, k, requires_grad=True)
         loss = LearnedLoss(k, path=str(loss_file))(logits, torch.tensor([1]))
-        grad, = torch.autograd.grad(loss.sum(), logits)
+        (grad,) = torch.autograd.grad(loss.sum(), logits)
         ce_logits = torch.zeros(1, k, requires_grad=True)
-        ce_grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(ce_logits, torch.tensor([1])), ce_logits)
+        (ce_grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(ce_logits, torch.tensor([1])), ce_logits)
         assert grad[0, 1].item() == pytest.approx(ce_grad[0, 1].item(), rel=1e-4)
 
 
@@ -77,8 +81,14 @@ def test_uniform_slope_is_the_derivative_along_u1():
     for k in (2.0, 7.0):
         u1 = torch.tensor(math.log(k), dtype=torch.float64, requires_grad=True)
         c = [1.0, 0.0] if k == 2 else [1 / (k - 1), 1.0]
-        feats = torch.stack([u1, 1 - torch.exp(-u1), *[torch.tensor(v, dtype=torch.float64) for v in c],
-                             torch.tensor(math.log(k) / math.log(100), dtype=torch.float64)])[None]
+        feats = torch.stack(
+            [
+                u1,
+                1 - torch.exp(-u1),
+                *[torch.tensor(v, dtype=torch.float64) for v in c],
+                torch.tensor(math.log(k) / math.log(100), dtype=torch.float64),
+            ]
+        )[None]
         value = raw_values(theta, feats, 5)
         numeric = torch.stack([torch.autograd.grad(value[i, 0], u1, retain_graph=True)[0] for i in range(3)])
         assert torch.allclose(uniform_slope(theta, torch.tensor([k], dtype=torch.float64), 5)[:, 0], numeric)
@@ -121,7 +131,7 @@ def test_logistic_mutation_is_chaotic_unit_variance_and_seeded():
     b = np.stack([draws[1].draw() for _ in range(400)])
     assert np.array_equal(a, b) and np.abs(a).max() < 4
     assert abs(a.mean()) < 0.05 and 0.9 < a.var() < 1.1
-    assert len(np.unique(a[:, 0, 0].round(8))) == 400   # no collapse onto a cycle
+    assert len(np.unique(a[:, 0, 0].round(8))) == 400  # no collapse onto a cycle
 
 
 def test_fitness_rises_over_a_few_generations_on_a_tiny_budget():
@@ -149,7 +159,7 @@ def test_saved_file_round_trips_with_its_settings(loss_file):
     logits, targets = torch.randn(16, 10), torch.randint(0, 10, (16,))
     expected = loss_values(record["theta"], loss_features(logits, targets), 4)[0]
     assert torch.allclose(loss(logits, targets), expected, rtol=1e-6)
-    assert list(loss.parameters()) == [] and set(loss.state_dict()) == {"theta", "scale"}   # frozen
+    assert list(loss.parameters()) == [] and set(loss.state_dict()) == {"theta", "scale"}  # frozen
 
 
 def test_missing_or_corrupt_file_is_one_line_naming_it_and_the_command(tmp_path, loss_file):
@@ -163,7 +173,9 @@ def test_missing_or_corrupt_file_is_one_line_naming_it_and_the_command(tmp_path,
     for bad in (corrupt, tmp_path / "other.pt"):
         if bad.name == "other.pt":
             torch.save({"format": "something else"}, bad)
-        with pytest.raises(ConfigError, match=f"'{bad}' is not a learned loss file .* `sfda loss pretrain --out {bad}`"):
+        with pytest.raises(
+            ConfigError, match=f"'{bad}' is not a learned loss file .* `sfda loss pretrain --out {bad}`"
+        ):
             LearnedLoss(10, path=str(bad))
     with pytest.raises(ConfigError, match="'method.loss.path' must name a file"):
         load_config("configs/digits/source/mnist5k.yaml", ['method.loss={name: learned, path: ""}'])
@@ -178,7 +190,10 @@ def test_the_shipped_file_is_the_default_and_matches_its_command():
 
 
 def test_usable_as_pseudo_label_and_supervised_loss(loss_file):
-    for config, key in (("configs/digits/shot/mnist5k_uci.yaml", "pl_loss"), ("configs/digits/source/mnist5k.yaml", "loss")):
+    for config, key in (
+        ("configs/digits/shot/mnist5k_uci.yaml", "pl_loss"),
+        ("configs/digits/source/mnist5k.yaml", "loss"),
+    ):
         cfg = load_config(config, [f"method.{key}={{name: learned, path: {loss_file}}}"])
         loss = build_loss(cfg.method[key], 10)
         logits = torch.randn(8, 10, requires_grad=True)
@@ -213,4 +228,4 @@ def test_detached_context_gives_the_gradient_direction_of_cross_entropy(loss_fil
     torch.nn.functional.cross_entropy(z, targets, reduction="sum").backward()
     scale = (grads[True] * z.grad).sum(1) / (z.grad * z.grad).sum(1)
     assert (scale > 0).all() and torch.allclose(grads[True], scale[:, None] * z.grad, atol=1e-5)
-    assert not torch.allclose(grads[False], grads[True], atol=1e-4)   # the context's own gradient
+    assert not torch.allclose(grads[False], grads[True], atol=1e-4)  # the context's own gradient

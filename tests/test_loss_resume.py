@@ -2,6 +2,7 @@
 threshold) keep all of it in module buffers: ``state_dict`` restores it exactly into a fresh loss, and a run
 killed after an epoch and resumed ends exactly as an uninterrupted one (SHOT's pseudo-label loss and the
 supervised source loss)."""
+
 import copy
 
 import pytest
@@ -60,10 +61,10 @@ def test_state_dict_restores_a_stateful_loss_exactly_into_a_fresh_one(name):
         _step(original, b, i)
     saved = copy.deepcopy(original.state_dict())
     assert set(saved) == STATE_KEYS[name]
-    restored = build_loss(spec, 4)                  # fresh: per-sample buffers still empty
+    restored = build_loss(spec, 4)  # fresh: per-sample buffers still empty
     restored.load_state_dict(saved)
     _assert_same_state(original, restored)
-    for i, b in enumerate(batches[5:], start=5):    # the next outputs and states are equal, bit for bit
+    for i, b in enumerate(batches[5:], start=5):  # the next outputs and states are equal, bit for bit
         assert torch.equal(_step(original, b, i), _step(restored, b, i))
         _assert_same_state(original, restored)
     # and the state matters: a fresh loss given the same labels computes something else
@@ -79,7 +80,7 @@ def test_ogc_scalars_are_buffers_that_stay_on_the_host():
         _step(loss, b, i)
     assert loss.updates == 3 and loss.scalars["calls"] == 6 and loss.scalars["filled"] == 16
     p_star = loss.p_star
-    loss.half()                                     # a dtype (or device) move leaves the scalars as they are
+    loss.half()  # a dtype (or device) move leaves the scalars as they are
     assert loss.scalars.p_star.dtype == torch.float64 and loss.scalars.calls.dtype == torch.long
     assert loss.p_star == p_star and loss.queue.dtype == torch.float16
 
@@ -96,8 +97,12 @@ def test_no_loss_keeps_state_outside_its_buffers(name):
     loss = build_loss({"name": name}, 4)
 
     def plain_attributes():
-        return {(prefix, k): copy.deepcopy(v) for prefix, m in loss.named_modules()
-                for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
+        return {
+            (prefix, k): copy.deepcopy(v)
+            for prefix, m in loss.named_modules()
+            for k, v in vars(m).items()
+            if not k.startswith("_") and k != "training"
+        }
 
     before = plain_attributes()
     labels, batches = _batches(4)
@@ -110,12 +115,14 @@ def test_no_loss_keeps_state_outside_its_buffers(name):
 
 # ---- end to end: killed after an epoch and resumed == uninterrupted ---------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_source(tmp_path_factory, tiny_config, make_two_domain_set):
     root = make_two_domain_set(tmp_path_factory.mktemp("resume_set"), per_class=6, seed=5)
     out = tmp_path_factory.mktemp("resume_runs")
-    src = config_from_dict(tiny_config(root, out, **{"name": "src", "method.name": "source", "optim.epochs": 2,
-                                                          "data.batch_size": 8}))
+    src = config_from_dict(
+        tiny_config(root, out, **{"name": "src", "method.name": "source", "optim.epochs": 2, "data.batch_size": 8})
+    )
     run_stage(src)
     return root, run_dir(src)
 
@@ -144,9 +151,20 @@ def test_shot_with_a_stateful_pseudo_label_loss_resumes_exactly(tiny_source, tmp
     root, src = tiny_source
 
     def make_cfg(out):
-        return config_from_dict(tiny_config(root, out, **{
-            "name": f"shot_{name}", "method.name": "shot", "source.checkpoint": str(src), "optim.epochs": 3,
-            "data.batch_size": 8, "method.pl_loss": dict(STATEFUL[name])}))
+        return config_from_dict(
+            tiny_config(
+                root,
+                out,
+                **{
+                    "name": f"shot_{name}",
+                    "method.name": "shot",
+                    "source.checkpoint": str(src),
+                    "optim.epochs": 3,
+                    "data.batch_size": 8,
+                    "method.pl_loss": dict(STATEFUL[name]),
+                },
+            )
+        )
 
     _interrupted_equals_uninterrupted(make_cfg, tmp_path, monkeypatch, LOSSES.get(name))
 
@@ -155,8 +173,18 @@ def test_source_training_with_a_stateful_loss_resumes_exactly(tiny_source, tmp_p
     root, _ = tiny_source
 
     def make_cfg(out):
-        return config_from_dict(tiny_config(root, out, **{
-            "name": "src_nlnl", "method.name": "source", "optim.epochs": 3, "data.batch_size": 8,
-            "method.loss": dict(STATEFUL["nlnl"])}))
+        return config_from_dict(
+            tiny_config(
+                root,
+                out,
+                **{
+                    "name": "src_nlnl",
+                    "method.name": "source",
+                    "optim.epochs": 3,
+                    "data.batch_size": 8,
+                    "method.loss": dict(STATEFUL["nlnl"]),
+                },
+            )
+        )
 
     _interrupted_equals_uninterrupted(make_cfg, tmp_path, monkeypatch, LOSSES.get("nlnl"))

@@ -1,6 +1,7 @@
 """NRC, AaD and CoWA-JMDS: losses against hand-computed values, GMM labels against an independent computation,
 typed parameters checked at load, the shared classifier policy, short runs with and without NS, and the external
 example method (plugin). Resume tests for every method: test_resume_methods.py."""
+
 import math
 import os
 import subprocess
@@ -36,10 +37,11 @@ def circle(angles=(0.0, 0.1, 0.25, 0.45, 0.7, 1.0)):
 
 
 # Bank predictions S_0..S_5 of the six circle samples (neighbours: see test_neighbours.EXPECTED)
-S = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
-                  [1 / 3, 1 / 3, 1 / 3]])
-P2 = torch.tensor([0.5, 0.3, 0.2])   # current prediction of sample 2
-P4 = torch.tensor([0.1, 0.1, 0.8])   # current prediction of sample 4
+S = torch.tensor(
+    [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1 / 3, 1 / 3, 1 / 3]]
+)
+P2 = torch.tensor([0.5, 0.3, 0.2])  # current prediction of sample 2
+P4 = torch.tensor([0.1, 0.1, 0.8])  # current prediction of sample 4
 
 
 def circle_bank():
@@ -94,8 +96,9 @@ def test_nrc_step_updates_the_bank_before_the_search_and_excludes_itself():
     bank_s = S.clone()
     bank_s[[2, 4]] = p  # the batch's own rows are current when the neighbours' predictions are read
     a = torch.tensor([[0.1, 1.0], [0.1, 1.0]])
-    want = nrc_per_sample(p, bank_s[torch.tensor([[1, 3], [3, 5]])], a, bank_s[torch.tensor([[0, 2], [2, 4]])],
-                          torch.full((2, 2), 0.1))
+    want = nrc_per_sample(
+        p, bank_s[torch.tensor([[1, 3], [3, 5]])], a, bank_s[torch.tensor([[0, 2], [2, 4]])], torch.full((2, 2), 0.1)
+    )
     assert torch.allclose(out.per_sample, want, atol=1e-6)
     assert out.targets.tolist() == p.argmax(1).tolist()
     pbar = p.mean(0)
@@ -109,16 +112,20 @@ def test_k_switch_is_explicit_and_off_by_default():
     late = StepInfo(9, 10, 99, 100)
     assert m.current_k(late, "k") == 3 and m.current_k(late, "kk") == 2
     m = NRC(FeatureModel(torch.eye(2, 3)), 3, {"switch_k": 5, "switch_kk": 4}, None)
-    assert m.current_k(StepInfo(0, 10, 50, 100), "k") == 3      # not past half yet
+    assert m.current_k(StepInfo(0, 10, 50, 100), "k") == 3  # not past half yet
     assert m.current_k(StepInfo(5, 10, 51, 100), "k") == 5 and m.current_k(StepInfo(5, 10, 51, 100), "kk") == 4
 
 
-@pytest.mark.parametrize("params, msg", [({"k": 0}, r"'method.k' must be in \[1, inf\], got 0 \(method 'nrc'\)"),
-                                         ({"knn_backend": "annoy"},
-                                          "'method.knn_backend' must be one of auto, torch, faiss, got 'annoy'"),
-                                         ({"switch_progress": 1.5}, r"'method.switch_progress' must be in \[0, 1\]"),
-                                         ({"switch_kk": -1}, r"'method.switch_kk' must be in \[0, inf\]"),
-                                         ({"r": 2.0}, r"'method.r' must be in \[0, 1\], got 2.0")])
+@pytest.mark.parametrize(
+    "params, msg",
+    [
+        ({"k": 0}, r"'method.k' must be in \[1, inf\], got 0 \(method 'nrc'\)"),
+        ({"knn_backend": "annoy"}, "'method.knn_backend' must be one of auto, torch, faiss, got 'annoy'"),
+        ({"switch_progress": 1.5}, r"'method.switch_progress' must be in \[0, 1\]"),
+        ({"switch_kk": -1}, r"'method.switch_kk' must be in \[0, inf\]"),
+        ({"r": 2.0}, r"'method.r' must be in \[0, 1\], got 2.0"),
+    ],
+)
 def test_nrc_bad_settings_are_config_errors_at_load(tmp_path, params, msg, tiny_config):
     overrides = {"method.name": "nrc", **{f"method.{k}": v for k, v in params.items()}}
     with pytest.raises(ConfigError, match=msg):
@@ -127,17 +134,20 @@ def test_nrc_bad_settings_are_config_errors_at_load(tmp_path, params, msg, tiny_
         NRC(FeatureModel(torch.eye(2, 3)), 3, params, None)
 
 
-@pytest.mark.parametrize("method, key, value, msg", [
-    ("cowa", "coeff", "jmdss", "must be one of jmds, lpg, ppl, none, got 'jmdss'"),
-    ("cowa", "alpha", -0.1, "must be in [0, inf], got -0.1"),
-    ("cowa", "em_rounds", -1, "must be in [0, inf], got -1"),
-    ("aad", "k", 0, "must be in [1, inf], got 0"),
-    ("shot", "distance", "manhattan", "must be one of cosine, euclidean, got 'manhattan'"),
-    ("shot", "pl_warmup_epochs", 1.5, "must be an integer, got 1.5")])
+@pytest.mark.parametrize(
+    "method, key, value, msg",
+    [
+        ("cowa", "coeff", "jmdss", "must be one of jmds, lpg, ppl, none, got 'jmdss'"),
+        ("cowa", "alpha", -0.1, "must be in [0, inf], got -0.1"),
+        ("cowa", "em_rounds", -1, "must be in [0, inf], got -1"),
+        ("aad", "k", 0, "must be in [1, inf], got 0"),
+        ("shot", "distance", "manhattan", "must be one of cosine, euclidean, got 'manhattan'"),
+        ("shot", "pl_warmup_epochs", 1.5, "must be an integer, got 1.5"),
+    ],
+)
 def test_bad_method_values_stop_the_config_load_with_one_line(tmp_path, method, key, value, msg, tiny_config):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(tmp_path, tmp_path, **{"method.name": method,
-                                                                           f"method.{key}": value})))
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path, tmp_path, **{"method.name": method, f"method.{key}": value})))
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(f"{key}:"))
     with pytest.raises(ConfigError) as err:
         load_config(path)
@@ -199,9 +209,10 @@ def test_aad_attraction_and_dispersion_by_hand():
 
 def test_aad_dispersion_weight_decay():
     from sfda.methods.aad import AaD
+
     m = AaD(FeatureModel(torch.eye(2, 3)), 3, {"alpha": 2.0, "beta": 5.0}, None)
     assert m.dispersion_weight(StepInfo(0, 1, 0, 10)) == pytest.approx(2.0)
-    assert m.dispersion_weight(StepInfo(0, 1, 5, 10)) == pytest.approx(2.0 * 6.0 ** -5)
+    assert m.dispersion_weight(StepInfo(0, 1, 5, 10)) == pytest.approx(2.0 * 6.0**-5)
     m = AaD(FeatureModel(torch.eye(2, 3)), 3, {}, None)
     assert m.dispersion_weight(StepInfo(0, 1, 9, 10)) == 1.0  # beta 0: constant
 
@@ -237,13 +248,14 @@ def test_cowa_weights_are_mixed_like_jmds():
 def _reference_gmm(f, p, eps, rounds):
     """CoWA's GMM written independently with numpy/scipy."""
     from scipy.stats import multivariate_normal
+
     N, K = p.shape
 
     def step(resp, pi, mu):
         out = np.zeros((N, K))
         for k in range(K):
             d = f - mu[k]
-            cov = (d * resp[:, k:k + 1]).T @ d / resp[:, k].sum() + eps * np.eye(f.shape[1])
+            cov = (d * resp[:, k : k + 1]).T @ d / resp[:, k].sum() + eps * np.eye(f.shape[1])
             out[:, k] = np.log(pi[k]) + multivariate_normal(mu[k], cov).logpdf(f)
         return out
 
@@ -323,19 +335,33 @@ def source(two_domains, tmp_path_factory, tiny_config):
 @pytest.fixture(scope="module")
 def adapt_cfg(tiny_config):
     """``adapt_cfg(root, out, src, method, **{"dotted.key": value})`` -> a config adapting ``src`` with ``method``."""
+
     def make(root, out, src, method, **kw):
-        base = {"name": f"tiny/{method}", "method.name": method, "source.checkpoint": str(src), "optim.epochs": 2,
-                "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1}
+        base = {
+            "name": f"tiny/{method}",
+            "method.name": method,
+            "source.checkpoint": str(src),
+            "optim.epochs": 2,
+            "optim.lr": 0.01,
+            "optim.classifier_lr_mult": 0.1,
+        }
         base.update(kw)
         return config_from_dict(tiny_config(root, out, **base))
+
     return make
 
 
-@pytest.mark.parametrize("method, extra", [("nrc", {}), ("aad", {}), ("cowa", {"method.coeff": "none"}),
-                                           ("cowa", {"method.coeff": "jmds"})])
+@pytest.mark.parametrize(
+    "method, extra", [("nrc", {}), ("aad", {}), ("cowa", {"method.coeff": "none"}), ("cowa", {"method.coeff": "jmds"})]
+)
 def test_method_with_ns_weights(two_domains, source, tmp_path, method, extra, adapt_cfg):
-    cfg = adapt_cfg(two_domains, tmp_path, source, method, **{"weighting.name": "ns", "weighting.m": 4,
-                                                              "weighting.sigma": 0.6, "optim.epochs": 1, **extra})
+    cfg = adapt_cfg(
+        two_domains,
+        tmp_path,
+        source,
+        method,
+        **{"weighting.name": "ns", "weighting.m": 4, "weighting.sigma": 0.6, "optim.epochs": 1, **extra},
+    )
     m = run_stage(cfg)
     h = m["history"][1]
     assert m["label"].endswith("+NS-WS") and m["weighting"] == "ns"
@@ -348,15 +374,25 @@ def test_methods_indexing_the_target_need_it_as_evaluation_set(cls):
     m = cls(FeatureModel(torch.eye(2, 3)), 3, {}, None)
     m.setup(list(range(6)), "cpu")
     from sfda.datatypes import Inference
+
     with pytest.raises(SfdaError, match="evaluation set has 5 images but the training set 6"):
         m.on_epoch_start(0, Inference(torch.randn(5, 2), torch.randn(5, 3), torch.zeros(5, dtype=torch.long)))
 
 
 # -- the external example method (docs/adding-a-method.md) ----------------------------------------------
 def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path, capsys, tiny_config):
-    cfg = tiny_config(two_domains, tmp_path, **{"name": "tiny/entmin", "method.name": "entmin_pl",
-                                                     "method.pl_par": 0.3, "source.checkpoint": str(source),
-                                                     "optim.epochs": 1, "weighting.name": "ns"})
+    cfg = tiny_config(
+        two_domains,
+        tmp_path,
+        **{
+            "name": "tiny/entmin",
+            "method.name": "entmin_pl",
+            "method.pl_par": 0.3,
+            "source.checkpoint": str(source),
+            "optim.epochs": 1,
+            "weighting.name": "ns",
+        },
+    )
     path = tmp_path / "entmin.yaml"
     path.write_text(yaml.safe_dump(cfg))
     plugin = str(ROOT / "examples" / "my_method.py")
@@ -370,18 +406,29 @@ def test_example_plugin_method_runs_from_a_config(two_domains, source, tmp_path,
 
 def test_example_plugin_parameters_are_typed_and_checked_at_load(tmp_path, tiny_config):
     from sfda.plugins import load_plugin
+
     load_plugin(str(ROOT / "examples" / "my_method.py"))
     cfg = config_from_dict(tiny_config(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.pl_par": 1}))
-    assert dict(cfg.method) == {"ent_par": 1.0, "pl_par": 1.0, "threshold": 0.0, "freeze_classifier": True,
-                                "name": "entmin_pl"}
+    assert dict(cfg.method) == {
+        "ent_par": 1.0,
+        "pl_par": 1.0,
+        "threshold": 0.0,
+        "freeze_classifier": True,
+        "name": "entmin_pl",
+    }
     with pytest.raises(ConfigError, match=r"'method.threshold' must be in \[0, 1\], got 1.5 \(method 'entmin_pl'\)"):
         config_from_dict(tiny_config(tmp_path, tmp_path, **{"method.name": "entmin_pl", "method.threshold": 1.5}))
 
 
 def test_plugins_from_the_environment_and_bad_plugins(tmp_path, monkeypatch, capsys):
     env = {**os.environ, "SFDA_PLUGINS": str(ROOT / "examples" / "my_method.py"), "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "sfda", "config", "-c", str(ROOT / "examples" / "my_method.yaml")],
-                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "sfda", "config", "-c", str(ROOT / "examples" / "my_method.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "name: entmin_pl" in r.stdout and "pl_par: 0.3" in r.stdout
     monkeypatch.setenv("SFDA_PLUGINS", str(tmp_path / "missing.py"))
@@ -395,6 +442,7 @@ def test_plugins_from_the_environment_and_bad_plugins(tmp_path, monkeypatch, cap
 
 def test_plugin_specs_merge_environment_and_command_line(monkeypatch):
     from sfda.plugins import plugin_specs
+
     monkeypatch.setenv("SFDA_PLUGINS", os.pathsep.join(["a.py", "", "pkg.mod"]))
     assert plugin_specs(["b.py", "a.py"]) == ["a.py", "pkg.mod", "b.py"]
     monkeypatch.delenv("SFDA_PLUGINS")

@@ -1,4 +1,5 @@
 """Memory banks and k-nearest-neighbour search: known answers, back-end agreement, the no-faiss fallback."""
+
 import math
 import sys
 
@@ -13,8 +14,12 @@ from sfda.neighbours import MemoryBank, knn, resolve_backend
 # known. Gaps: 0.1, 0.15, 0.2, 0.25, 0.3.
 ANGLES = [0.0, 0.1, 0.25, 0.45, 0.7, 1.0]
 EXPECTED = {  # sample -> all others, nearest first
-    0: [1, 2, 3, 4, 5], 1: [0, 2, 3, 4, 5], 2: [1, 3, 0, 4, 5],
-    3: [2, 4, 1, 0, 5], 4: [3, 5, 2, 1, 0], 5: [4, 3, 2, 1, 0],
+    0: [1, 2, 3, 4, 5],
+    1: [0, 2, 3, 4, 5],
+    2: [1, 3, 0, 4, 5],
+    3: [2, 4, 1, 0, 5],
+    4: [3, 5, 2, 1, 0],
+    5: [4, 3, 2, 1, 0],
 }
 
 
@@ -38,7 +43,7 @@ def test_neighbours_on_the_circle_are_the_known_ones(backend, k):
     # without exclusion every point is its own nearest neighbour
     _, with_self = knn(f, f, k, backend=backend)
     assert with_self[:, 0].tolist() == list(range(6))
-    assert with_self[:, 1:].tolist() == [EXPECTED[i][:k - 1] for i in range(6)]
+    assert with_self[:, 1:].tolist() == [EXPECTED[i][: k - 1] for i in range(6)]
 
 
 @pytest.mark.parametrize("backend", BACKS)
@@ -102,8 +107,10 @@ def test_bank_state_is_per_sample_state_and_round_trips_into_a_fresh_bank():
     assert fresh.ready and len(fresh) == 6
     assert fresh.features.shape == (6, 2) and fresh.scores.shape == (6, 4)
     assert torch.equal(fresh.features, bank.features) and torch.equal(fresh.scores, bank.scores)
-    assert torch.equal(fresh.neighbours(fresh.features, 3, exclude=torch.arange(6)),
-                       bank.neighbours(bank.features, 3, exclude=torch.arange(6)))
+    assert torch.equal(
+        fresh.neighbours(fresh.features, 3, exclude=torch.arange(6)),
+        bank.neighbours(bank.features, 3, exclude=torch.arange(6)),
+    )
 
 
 def test_bank_must_be_filled_before_updates():

@@ -1,4 +1,5 @@
 """Natural Selection weighting: scores, composites, weights and their isolation from training."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -26,7 +27,7 @@ def test_score_on_a_hand_computed_example():
     q = torch.tensor([[0.1, 0.3, 0.2, 0.4], [0.0, 0.0, 0.0, 0.0]])
     s = ns_scores(q)
     assert torch.allclose(s[0], torch.tensor([0.4, 1.2, 0.8, 1.6]))  # 4 * q / 1.0
-    assert torch.equal(s[1], torch.ones(4))                            # underflow: neutral scores
+    assert torch.equal(s[1], torch.ones(4))  # underflow: neutral scores
 
 
 def test_scores_of_every_group_average_to_one():
@@ -48,7 +49,7 @@ def test_composite_pixels_land_in_the_right_tiles(grid):
         for g in range(2):
             for r in range(R):
                 for c in range(C):
-                    tile = comp[g, :, r * H // R:(r + 1) * H // R, c * W // C:(c + 1) * W // C]
+                    tile = comp[g, :, r * H // R : (r + 1) * H // R, c * W // C : (c + 1) * W // C]
                     assert torch.all(tile == groups[g, r * C + c].float()), (grid, g, r, c, direct)
 
 
@@ -81,8 +82,8 @@ def test_no_gradient_and_batchnorm_untouched_and_modes_restored():
     w = ns(_batch(model))
     assert not w.requires_grad and w.grad_fn is None
     for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), k           # running statistics (and counters) unchanged
-    assert model.training and model.bn.training       # train mode restored
+        assert torch.equal(v, before[k]), k  # running statistics (and counters) unchanged
+    assert model.training and model.bn.training  # train mode restored
     # a frozen submodule in eval mode stays in eval mode
     model.bn.eval()
     ns(_batch(model))
@@ -150,45 +151,63 @@ def test_reductions():
     w, losses = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 4.0])
     assert ns.reduce(w, losses).item() == pytest.approx((2 + 12) / 4)
     assert NaturalSelection(3, m=4).reduce(w, losses).item() == pytest.approx((2 + 12) / 2)
-    assert NaturalSelection(3, m=4).weighted_loss(losses, WeightInput(FavouredClass(), torch.randn(2, 1, 8, 8),
-                                                                      torch.tensor([0, 1]))).item() == pytest.approx(1.6 * 3)  # leftovers: w = 0.6 + 1
+    assert NaturalSelection(3, m=4).weighted_loss(
+        losses, WeightInput(FavouredClass(), torch.randn(2, 1, 8, 8), torch.tensor([0, 1]))
+    ).item() == pytest.approx(1.6 * 3)  # leftovers: w = 0.6 + 1
 
 
 def test_config_builds_ns_and_checks_grid():
     from sfda.errors import ConfigError
+
     cfg = config_from_dict({"weighting": {"name": "ns", "m": 8, "sigma": 0.6}})
     w = build_weighter(cfg, 10)
     assert w.grid == (2, 4) and w.display(cfg.weighting) == "NS-WS"
     assert w.hparams.m == 8 and w.hparams.sigma == 0.6 and w.hparams.rho == 1.0 and w.hparams.reduction == "mean"
-    with pytest.raises(ConfigError, match=r"'weighting.grid' must be \[R, C\] with R \* C = m = 4 cells .*got \[1, 3\]"):
+    with pytest.raises(
+        ConfigError, match=r"'weighting.grid' must be \[R, C\] with R \* C = m = 4 cells .*got \[1, 3\]"
+    ):
         config_from_dict({"weighting": {"name": "ns", "grid": [1, 3]}})
     assert build_weighter(config_from_dict({"weighting": {"name": "ns", "m": 6, "grid": [3, 2]}}), 10).grid == (3, 2)
     assert NaturalSelection.display({"rho": -1}) == "NS-LF"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("weighting.m=1", r"'weighting.m' must be in \[2, inf[\])], got 1 \(weighter 'ns'\)"),
-    ("weighting.m=2.5", r"'weighting.m' must be an integer, got 2.5"),
-    ("weighting.reduction=sum", r"'weighting.reduction' must be one of mean, normalized, got 'sum'"),
-    ("weighting.grid=[2, 3]", r"'weighting.grid' must be \[R, C\] with R \* C = m = 4 cells"),
-    ("weighting.save_scores=maybe", r"'weighting.save_scores' must be true or false, got 'maybe'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("weighting.m=1", r"'weighting.m' must be in \[2, inf[\])], got 1 \(weighter 'ns'\)"),
+        ("weighting.m=2.5", r"'weighting.m' must be an integer, got 2.5"),
+        ("weighting.reduction=sum", r"'weighting.reduction' must be one of mean, normalized, got 'sum'"),
+        ("weighting.grid=[2, 3]", r"'weighting.grid' must be \[R, C\] with R \* C = m = 4 cells"),
+        ("weighting.save_scores=maybe", r"'weighting.save_scores' must be true or false, got 'maybe'"),
+    ],
+)
 def test_ns_parameters_are_checked_when_the_config_loads(override, message):
     from sfda.config import load_config
     from sfda.errors import ConfigError
+
     with pytest.raises(ConfigError, match=r"^command line: " + message):
         load_config("configs/digits/cowa/mnist5k_uci.yaml", ["weighting.name=ns", override])
     with pytest.raises(ConfigError, match=message.split(" must")[0]):  # code builds them checked too
         key, value = override.split(".", 1)[1].split("=")
         import yaml
+
         NaturalSelection(10, **{key: yaml.safe_load(value)})
 
 
 def test_a_bad_weighter_value_stops_sfda_run_before_any_run_directory(tmp_path, capsys):
     from sfda.cli import main
+
     out = tmp_path / "runs"
-    code = main(["run", "-c", "configs/digits/cowa/mnist5k_uci.yaml", "weighting.name=ns", "weighting.m=1",
-                 f"output_root={out}"])
+    code = main(
+        [
+            "run",
+            "-c",
+            "configs/digits/cowa/mnist5k_uci.yaml",
+            "weighting.name=ns",
+            "weighting.m=1",
+            f"output_root={out}",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "'weighting.m' must be in [2, inf" in err and "got 1" in err, err
@@ -197,6 +216,7 @@ def test_a_bad_weighter_value_stops_sfda_run_before_any_run_directory(tmp_path, 
 def test_other_weighters_declare_typed_parameters():
     from sfda.errors import ConfigError
     from sfda.registry import WEIGHTERS
+
     with pytest.raises(ConfigError, match=r"'weighting.form' must be one of exp, linear, cdan, got 'log'"):
         config_from_dict({"weighting": {"name": "entropy", "form": "log"}})
     with pytest.raises(ConfigError, match=r"'weighting.power' must be a number"):
@@ -226,11 +246,20 @@ def test_ns_reports_statistics_histograms_and_kept_scores():
     ns = NaturalSelection(3, m=4, sigma=0.6)
     w = ns(WeightInput(model, x, y, None, torch.arange(10, 20)))
     report = ns.epoch_end(0, keep_samples=True)
-    assert list(report.stats) == ["weight_mean", "weight_std", "weight_min", "weight_max", "clamped_fraction",
-                                  "score_std", "class_score_spread"]
+    assert list(report.stats) == [
+        "weight_mean",
+        "weight_std",
+        "weight_min",
+        "weight_max",
+        "clamped_fraction",
+        "score_std",
+        "class_score_spread",
+    ]
     scores = w - 0.6
     assert report.stats["weight_mean"] == pytest.approx(w.mean().item())
-    assert report.stats["clamped_fraction"] == 0 and report.stats["score_std"] == pytest.approx(scores.std(unbiased=False).item())
+    assert report.stats["clamped_fraction"] == 0 and report.stats["score_std"] == pytest.approx(
+        scores.std(unbiased=False).item()
+    )
     means = [scores[y == k].mean().item() for k in range(3)]
     assert report.stats["class_score_spread"] == pytest.approx(max(means) - min(means))
     assert torch.allclose(report.histograms["ns/score"], scores) and torch.equal(report.histograms["ns/weight"], w)
@@ -239,7 +268,11 @@ def test_ns_reports_statistics_histograms_and_kept_scores():
     assert report.samples_file == "ns_scores.pt"
     kept = report.samples
     assert kept["epoch"] == 1 and torch.equal(kept["indices"], torch.arange(10, 20)) and torch.equal(kept["targets"], y)
-    assert torch.equal(kept["scores"], report.histograms["ns/score"]) and torch.equal(kept["weights"], w) and (kept["sigma"], kept["rho"], kept["m"]) == (0.6, 1.0, 4)
+    assert (
+        torch.equal(kept["scores"], report.histograms["ns/score"])
+        and torch.equal(kept["weights"], w)
+        and (kept["sigma"], kept["rho"], kept["m"]) == (0.6, 1.0, 4)
+    )
     # a fresh epoch; without keep_samples (or save_scores) no arrays are returned
     ns(WeightInput(model, x, y))
     again = ns.epoch_end(1)
@@ -251,14 +284,28 @@ def test_ns_reports_statistics_histograms_and_kept_scores():
 
 
 def test_uniform_weighter_gives_exactly_the_unweighted_run(two_domains, tmp_path, tiny_config):
-    src = config_from_dict(tiny_config(two_domains, tmp_path, **{"name": "s", "method.name": "source", "optim.epochs": 2}))
+    src = config_from_dict(
+        tiny_config(two_domains, tmp_path, **{"name": "s", "method.name": "source", "optim.epochs": 2})
+    )
     run_stage(src)
     from sfda.engine.runner import run_dir
 
     def adapt(name, weighting):
-        return run_stage(config_from_dict(tiny_config(two_domains, tmp_path, **{
-            "name": name, "method.name": "shot", "source.checkpoint": str(run_dir(src)), "optim.epochs": 2,
-            "weighting": weighting})))
+        return run_stage(
+            config_from_dict(
+                tiny_config(
+                    two_domains,
+                    tmp_path,
+                    **{
+                        "name": name,
+                        "method.name": "shot",
+                        "source.checkpoint": str(run_dir(src)),
+                        "optim.epochs": 2,
+                        "weighting": weighting,
+                    },
+                )
+            )
+        )
 
     a = adapt("none", {"name": "none"})
     b = adapt("uniform", {"name": "uniform"})
@@ -272,9 +319,20 @@ def test_uniform_weighter_gives_exactly_the_unweighted_run(two_domains, tmp_path
 
 
 def test_ns_in_supervised_training(two_domains, tmp_path, tiny_config):
-    m = run_stage(config_from_dict(tiny_config(two_domains, tmp_path, **{
-        "name": "sup", "method.name": "source", "optim.epochs": 2,
-        "weighting": {"name": "ns", "m": 2, "sigma": 2.5, "rho": -1.0}})))
+    m = run_stage(
+        config_from_dict(
+            tiny_config(
+                two_domains,
+                tmp_path,
+                **{
+                    "name": "sup",
+                    "method.name": "source",
+                    "optim.epochs": 2,
+                    "weighting": {"name": "ns", "m": 2, "sigma": 2.5, "rho": -1.0},
+                },
+            )
+        )
+    )
     assert m["label"] == "Source+NS-LF" and m["history"][1]["w_weight_mean"] > 0
 
 
@@ -300,12 +358,30 @@ def test_plot_figures_from_saved_scores(tmp_path):
     torch.manual_seed(0)
     t = torch.randint(0, 5, (400,))
     s = 0.5 + 0.2 * t.float() + 0.05 * torch.randn(400)  # class k scores rise with k
-    torch.save({"last": {"epoch": 3, "indices": torch.arange(400), "targets": t, "scores": s,
-                         "weights": 0.6 + s, "sigma": 0.6, "rho": 1.0, "m": 4}}, tmp_path / "ns_scores.pt")
+    torch.save(
+        {
+            "last": {
+                "epoch": 3,
+                "indices": torch.arange(400),
+                "targets": t,
+                "scores": s,
+                "weights": 0.6 + s,
+                "sigma": 0.6,
+                "rho": 1.0,
+                "m": 4,
+            }
+        },
+        tmp_path / "ns_scores.pt",
+    )
     (tmp_path / "metrics.json").write_text(json.dumps({"per_class_accuracy": [10.0, 30.0, 50.0, 70.0, 90.0]}))
     assert main(["plot", str(tmp_path)]) == 0
     names = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert names == ["ns_class_boxplot.png", "ns_class_vs_accuracy.png", "ns_class_vs_size.png", "ns_sorted_weights.png"]
+    assert names == [
+        "ns_class_boxplot.png",
+        "ns_class_vs_accuracy.png",
+        "ns_class_vs_size.png",
+        "ns_sorted_weights.png",
+    ]
     for n in names:
         with Image.open(tmp_path / "plots" / n) as im:
             assert im.size[0] > 300 and im.size[1] > 200
@@ -322,13 +398,14 @@ def test_plot_needs_an_ns_run(tmp_path, capsys):
 
 def test_replayed_forward_on_the_cpu_is_the_plain_eval_mode_pass_without_gradient():
     from sfda.engine.cuda_graph import ReplayedForward
+
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).train()
     net[1].running_mean.fill_(0.5)
     net[3].eval()  # a submodule's own flag is kept
     x = torch.randn(6, 3, 8, 8)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    out = ReplayedForward(amp=True, graph=True)(net, x)      # CPU: no graph, no autocast
+    out = ReplayedForward(amp=True, graph=True)(net, x)  # CPU: no graph, no autocast
     assert not out.requires_grad
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # BatchNorm statistics untouched
     assert net.training and net[1].training and not net[3].training
@@ -338,9 +415,13 @@ def test_replayed_forward_on_the_cpu_is_the_plain_eval_mode_pass_without_gradien
 
 def test_replayed_forward_warns_once_when_a_pass_cannot_be_captured():
     from sfda.engine.cuda_graph import ReplayedForward
+
     replay = ReplayedForward(what="X: the pass", hint="set x.graph=false to silence this")
-    with pytest.warns(UserWarning, match=r"^X: the pass could not be captured as a CUDA graph .*running it without "
-                                         r"\(set x.graph=false to silence this\)$") as record:
+    with pytest.warns(
+        UserWarning,
+        match=r"^X: the pass could not be captured as a CUDA graph .*running it without "
+        r"\(set x.graph=false to silence this\)$",
+    ) as record:
         assert replay._capture(nn.Linear(2, 2), torch.zeros(1, 2)) is None  # a CPU tensor cannot be captured
         assert replay._capture(nn.Linear(2, 2), torch.zeros(3, 2)) is None
     assert len(record) == 1
@@ -349,6 +430,7 @@ def test_replayed_forward_warns_once_when_a_pass_cannot_be_captured():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
 def test_replayed_forward_replays_one_graph_per_shape_within_its_bound():
     from sfda.engine.cuda_graph import ReplayedForward
+
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)).cuda().train()
     replay = ReplayedForward(amp=False, max_graphs=2)
@@ -368,8 +450,18 @@ def test_cuda_graph_pass_matches_the_plain_pass_and_follows_training():
     in place by the optimizer, leaves BatchNorm statistics alone and keeps train mode."""
     torch.manual_seed(0)
     dev = torch.device("cuda")
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(8, 5)).to(dev).train()
+    net = (
+        nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 5),
+        )
+        .to(dev)
+        .train()
+    )
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     x, y = torch.randn(16, 3, 32, 32, device=dev), torch.randint(0, 5, (16,), device=dev)
     graphed = NaturalSelection(5, m=4, amp=False, graph=True)
@@ -384,7 +476,7 @@ def test_cuda_graph_pass_matches_the_plain_pass_and_follows_training():
         assert all(torch.equal(v, bn[k]) for k, v in net[1].state_dict().items())
         assert net.training and net[1].training
         opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()     # updates parameters and BN statistics in place
+        nn.functional.cross_entropy(net(x), y).backward()  # updates parameters and BN statistics in place
         opt.step()
     graphs = graphed.composite_pass.graphs
     assert len(graphs) == 1 and next(iter(graphs.values())) is not None

@@ -1,5 +1,6 @@
 """Runs without the optional packages (extras): TensorBoard, matplotlib, timm; faiss is covered in
 test_neighbors.py. Each is made unimportable for the test (a None entry in sys.modules)."""
+
 import sys
 
 import pytest
@@ -15,7 +16,7 @@ from sfda.models.network import build_model
 def test_run_log_without_tensorboard_is_text_only_with_a_one_line_notice(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     run = RunLog(tmp_path / "run", tensorboard=True)
-    run.scalars({"acc": 50.0}, step=1)      # no-ops without TensorBoard
+    run.scalars({"acc": 50.0}, step=1)  # no-ops without TensorBoard
     run.histogram("w", torch.rand(5), step=1)
     run.info("epoch 1 done")
     run.close()
@@ -37,9 +38,21 @@ def test_run_log_writes_tensorboard_events_when_installed(tmp_path):
 
 
 def test_sfda_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch, capsys):
-    torch.save({"last": {"epoch": 1, "indices": torch.arange(4), "targets": torch.tensor([0, 1, 0, 1]),
-                         "scores": torch.rand(4), "weights": torch.rand(4), "sigma": 0.6, "rho": 1.0, "m": 4}},
-               tmp_path / "ns_scores.pt")
+    torch.save(
+        {
+            "last": {
+                "epoch": 1,
+                "indices": torch.arange(4),
+                "targets": torch.tensor([0, 1, 0, 1]),
+                "scores": torch.rand(4),
+                "weights": torch.rand(4),
+                "sigma": 0.6,
+                "rho": 1.0,
+                "m": 4,
+            }
+        },
+        tmp_path / "ns_scores.pt",
+    )
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     assert main(["plot", str(tmp_path)]) == 2

@@ -1,4 +1,5 @@
 """End-to-end behaviour of the two stages on a tiny generated two-domain image set (CPU, seconds)."""
+
 import json
 
 import pytest
@@ -13,11 +14,19 @@ from sfda.models.network import build_model
 @pytest.fixture(scope="module")
 def adapt_cfg(tiny_config):
     """``adapt_cfg(root, out, src_dir, **{"dotted.key": value})`` -> a SHOT config adapting ``src_dir``."""
+
     def make(root, out, src_dir, **kw):
-        base = {"name": "tiny/shot", "method.name": "shot", "method.cls_par": 0.3,
-                "source.checkpoint": str(src_dir), "optim.lr": 0.01, "optim.epochs": 3}
+        base = {
+            "name": "tiny/shot",
+            "method.name": "shot",
+            "method.cls_par": 0.3,
+            "source.checkpoint": str(src_dir),
+            "optim.lr": 0.01,
+            "optim.epochs": 3,
+        }
         base.update(kw)
         return config_from_dict(tiny_config(root, out, **base))
+
     return make
 
 
@@ -31,7 +40,9 @@ def source(two_domains, tmp_path_factory, tiny_config):
 
 def test_source_stage_outputs(source):
     d, m, _ = source
-    assert {"source_F.pt", "source_B.pt", "source_C.pt", "metrics.json", "config.yaml", "log.txt"} <= {p.name for p in d.iterdir()}
+    assert {"source_F.pt", "source_B.pt", "source_C.pt", "metrics.json", "config.yaml", "log.txt"} <= {
+        p.name for p in d.iterdir()
+    }
     assert not (d / "state.pt").exists()
     assert m["stage"] == "source" and m["finished"] and m["val_accuracy"] > 90
     assert set(m["source_only"]) == {"target"}
@@ -108,13 +119,15 @@ def test_shot_im_runs_without_pseudo_labels(two_domains, source, tmp_path, adapt
 
 def test_checkpoint_for_other_class_count_is_refused(two_domains, source, tmp_path, adapt_cfg):
     from sfda.errors import CheckpointError
+
     cfg = adapt_cfg(two_domains, tmp_path, source[0], **{"data.num_classes": 5})
     with pytest.raises(CheckpointError, match="has 4 classes but the config has data.num_classes=5"):
         run_stage(cfg)
 
 
-def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_domains, source, tmp_path, monkeypatch,
-                                                                          adapt_cfg):
+def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(
+    two_domains, source, tmp_path, monkeypatch, adapt_cfg
+):
     from sfda.errors import SfdaError
     from sfda.methods.shot import SHOT
 
@@ -132,33 +145,68 @@ def test_a_non_finite_loss_stops_with_the_epoch_and_keeps_finished_epochs(two_do
     with pytest.raises(SfdaError, match=r"^the loss became nan during epoch 2 \(by iteration \d+\); lower optim.lr"):
         run_stage(cfg)
     state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)
-    assert state["epoch_done"] == 1      # the finished first epoch is kept for a resume
+    assert state["epoch_done"] == 1  # the finished first epoch is kept for a resume
 
 
 # -- the per-epoch record and the history ------------------------------------------------------------------
 def _records():
     from sfda.engine.records import EpochRecord
-    return [EpochRecord(0, start_eval={"accuracy": 50.0, "mean_class_accuracy": 40.0}, method_stats={"pl_accuracy": 60.0},
-                        train_logs={"loss": 1.5, "lr": 0.01}, weighting={"weight_mean": 1.6}, time_s=2.0),
-            EpochRecord(1, start_eval={"accuracy": 70.0, "mean_class_accuracy": 65.0}, method_stats={"pl_accuracy": 75.0},
-                        train_logs={"loss": 0.5, "lr": 0.005}, time_s=3.0)]
+
+    return [
+        EpochRecord(
+            0,
+            start_eval={"accuracy": 50.0, "mean_class_accuracy": 40.0},
+            method_stats={"pl_accuracy": 60.0},
+            train_logs={"loss": 1.5, "lr": 0.01},
+            weighting={"weight_mean": 1.6},
+            time_s=2.0,
+        ),
+        EpochRecord(
+            1,
+            start_eval={"accuracy": 70.0, "mean_class_accuracy": 65.0},
+            method_stats={"pl_accuracy": 75.0},
+            train_logs={"loss": 0.5, "lr": 0.005},
+            time_s=3.0,
+        ),
+    ]
 
 
 def test_history_entry_i_describes_the_weights_after_i_epochs():
     from sfda.engine.records import EpochRecord, history
+
     entries = history(_records(), {"accuracy": 80.0, "mean_class_accuracy": 78.0})
     assert entries == [
         {"epoch": 0, "accuracy": 50.0, "mean_class_accuracy": 40.0, "pl_accuracy": 60.0},
-        {"epoch": 1, "loss": 1.5, "lr": 0.01, "w_weight_mean": 1.6, "time_s": 2.0, "accuracy": 70.0,
-         "mean_class_accuracy": 65.0, "pl_accuracy": 75.0},
-        {"epoch": 2, "loss": 0.5, "lr": 0.005, "time_s": 3.0, "accuracy": 80.0, "mean_class_accuracy": 78.0}]
-    assert [list(e) for e in entries][1] == ["epoch", "loss", "lr", "w_weight_mean", "time_s", "accuracy",
-                                            "mean_class_accuracy", "pl_accuracy"]  # metrics.json's key order
+        {
+            "epoch": 1,
+            "loss": 1.5,
+            "lr": 0.01,
+            "w_weight_mean": 1.6,
+            "time_s": 2.0,
+            "accuracy": 70.0,
+            "mean_class_accuracy": 65.0,
+            "pl_accuracy": 75.0,
+        },
+        {"epoch": 2, "loss": 0.5, "lr": 0.005, "time_s": 3.0, "accuracy": 80.0, "mean_class_accuracy": 78.0},
+    ]
+    assert [list(e) for e in entries][1] == [
+        "epoch",
+        "loss",
+        "lr",
+        "w_weight_mean",
+        "time_s",
+        "accuracy",
+        "mean_class_accuracy",
+        "pl_accuracy",
+    ]  # metrics.json's key order
     # supervised training evaluates after each epoch: the evaluation sits before the time, nothing at epoch 0
-    after = [EpochRecord(0, train_logs={"loss": 2.0}, end_eval={"accuracy": 30.0, "mean_class_accuracy": 20.0},
-                         time_s=1.0)]
+    after = [
+        EpochRecord(0, train_logs={"loss": 2.0}, end_eval={"accuracy": 30.0, "mean_class_accuracy": 20.0}, time_s=1.0)
+    ]
     assert [list(e.items()) for e in history(after)] == [
-        [("epoch", 0)], [("epoch", 1), ("loss", 2.0), ("accuracy", 30.0), ("mean_class_accuracy", 20.0), ("time_s", 1.0)]]
+        [("epoch", 0)],
+        [("epoch", 1), ("loss", 2.0), ("accuracy", 30.0), ("mean_class_accuracy", 20.0), ("time_s", 1.0)],
+    ]
     assert history([]) == [{"epoch": 0}]
     assert EpochRecord(**_records()[0].to_dict()) == _records()[0]  # the resume state round-trips
 
@@ -179,9 +227,13 @@ def test_the_run_logs_weighting_reports_and_keeps_the_first_and_last_samples(tmp
     from sfda.weighting.base import WeightingReport
 
     def report(value):
-        return WeightingReport(stats={"weight_mean": value}, histograms={"ns/score": torch.tensor([value])},
-                               scalars={"ns_class_score/class_000": value}, samples={"scores": torch.tensor([value])},
-                               samples_file="ns_scores.pt")
+        return WeightingReport(
+            stats={"weight_mean": value},
+            histograms={"ns/score": torch.tensor([value])},
+            scalars={"ns_class_score/class_000": value},
+            samples={"scores": torch.tensor([value])},
+            samples_file="ns_scores.pt",
+        )
 
     log = _FakeLog()
     out = WeightingOutput(tmp_path, log, epochs=3)
@@ -194,7 +246,11 @@ def test_the_run_logs_weighting_reports_and_keeps_the_first_and_last_samples(tmp
     resumed.record(1, WeightingReport(stats={"weight_mean": 2.0}))
     resumed.record(2, report(3.0))
     saved = torch.load(tmp_path / "ns_scores.pt")
-    assert set(saved) == {"first", "last"} and saved["first"]["scores"].item() == 1.0 and saved["last"]["scores"].item() == 3.0
+    assert (
+        set(saved) == {"first", "last"}
+        and saved["first"]["scores"].item() == 1.0
+        and saved["last"]["scores"].item() == 3.0
+    )
     assert WeightingOutput(tmp_path, log, 1).record(0, WeightingReport()) == {}
 
 

@@ -1,6 +1,7 @@
 """Resume for every method: a run stopped after epoch k and resumed ends with exactly the metrics, the history
 and the weights of an uninterrupted run (CPU, fixed seed, separate output roots), and nothing a method keeps
 between steps is left out of its saved state."""
+
 import pytest
 import torch
 
@@ -25,18 +26,31 @@ ADAPT = {  # a short adaptation per method (2 epochs, stopped after the first)
 @pytest.fixture(scope="module")
 def make_config(tiny_config):
     """``make_config(root, out, **{"dotted.key": value})`` -> the tiny config, loaded."""
+
     def make(root, out, **kw):
         return config_from_dict(tiny_config(root, out, **kw))
+
     return make
 
 
 @pytest.fixture(scope="module")
 def adapt_config(make_config):
     """``adapt_config(root, out, source_dir, case)`` -> the short adaptation ``ADAPT[case]`` of ``source_dir``."""
+
     def make(root, out, source_dir, case):
-        return make_config(root, out, **{"name": f"tiny/{case}", "source.checkpoint": str(source_dir),
-                                         "optim.epochs": 2, "optim.lr": 0.01, "optim.classifier_lr_mult": 0.1,
-                                         **ADAPT[case]})
+        return make_config(
+            root,
+            out,
+            **{
+                "name": f"tiny/{case}",
+                "source.checkpoint": str(source_dir),
+                "optim.epochs": 2,
+                "optim.lr": 0.01,
+                "optim.classifier_lr_mult": 0.1,
+                **ADAPT[case],
+            },
+        )
+
     return make
 
 
@@ -116,6 +130,11 @@ def test_everything_a_method_keeps_is_in_its_state(two_domains, tmp_path, name, 
     saved = set(method.state_dict())
     rebuilt_by_setup = {"train_size"}  # plain numbers derived from the data set
     assert set(vars(method)) - saved - set(method.NOT_STATE) <= rebuilt_by_setup
-    expected = {"source": {"criterion"}, "shot": {"criterion", "pseudo"}, "nrc": {"bank"}, "aad": {"bank"},
-                "cowa": {"pseudo", "confidence"}}[name]
+    expected = {
+        "source": {"criterion"},
+        "shot": {"criterion", "pseudo"},
+        "nrc": {"bank"},
+        "aad": {"bank"},
+        "cowa": {"pseudo", "confidence"},
+    }[name]
     assert saved == expected

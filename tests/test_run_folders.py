@@ -1,5 +1,6 @@
 """Run folders and stages as a user meets them: which override configures which stage (`sfda run`), the
 checks across stages, a folder that belongs to one resolved config and one process, one-line errors."""
+
 import json
 import os
 import subprocess
@@ -21,10 +22,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def configs(two_domains, tmp_path, tiny_config):
     """A source config file and an adaptation config file pointing at it (tiny, one or two epochs)."""
-    src = tiny_config(two_domains, tmp_path / "runs", **{"name": "t/source", "method.name": "source",
-                                                          "optim.epochs": 1})
-    adapt = tiny_config(two_domains, tmp_path / "runs", **{"name": "t/shot", "method.name": "shot",
-                                                            "optim.epochs": 1, "source.config": "source.yaml"})
+    src = tiny_config(
+        two_domains, tmp_path / "runs", **{"name": "t/source", "method.name": "source", "optim.epochs": 1}
+    )
+    adapt = tiny_config(
+        two_domains,
+        tmp_path / "runs",
+        **{"name": "t/shot", "method.name": "shot", "optim.epochs": 1, "source.config": "source.yaml"},
+    )
     (tmp_path / "source.yaml").write_text(yaml.safe_dump(src))
     (tmp_path / "adapt.yaml").write_text(yaml.safe_dump(adapt))
     return tmp_path / "adapt.yaml", tmp_path / "source.yaml"
@@ -42,8 +47,14 @@ def _files(folder):
 # -- issue 18: every override reaches the stage it configures -------------------------------------------------
 def test_overrides_reach_the_source_stage_except_adaptation_only_keys(configs):
     adapt_file, _ = configs
-    overrides = ["data.val_fraction=0.2", "data.resize_size=20", "data.crop_size=16", "model.bottleneck_dim=16",
-                 "method.cls_par=0.5", "weighting.name=ns"]
+    overrides = [
+        "data.val_fraction=0.2",
+        "data.resize_size=20",
+        "data.crop_size=16",
+        "model.bottleneck_dim=16",
+        "method.cls_par=0.5",
+        "weighting.name=ns",
+    ]
     cfg = load_config(adapt_file, overrides)
     src = source_config(cfg, overrides)
     assert src.data.val_fraction == 0.2 and src.data.resize_size == 20 and src.model.bottleneck_dim == 16
@@ -59,7 +70,8 @@ def test_split_and_routing_line():
     assert both == ["optim.lr=0.1", "seed=3"] and adapt == ["method.k=3", "sampler.name=cbs", "data.target=b"]
     assert describe_routing(["optim.lr=0.1"], []) == ""
     assert describe_routing(["optim.lr=0.1", "method.k=3"], ["optim.epochs=2"]) == (
-        "overrides for both stages: optim.lr=0.1; adaptation only: method.k=3; source only: optim.epochs=2")
+        "overrides for both stages: optim.lr=0.1; adaptation only: method.k=3; source only: optim.epochs=2"
+    )
 
 
 def test_a_changed_source_override_trains_a_new_source_model(configs):
@@ -82,8 +94,10 @@ def test_mismatched_input_size_is_one_line_naming_both_values(configs, tmp_path)
     (saved / "config.yaml").write_text(yaml.safe_dump(source_cfg))
     with pytest.raises(ConfigError) as e:
         check_source_matches(cfg, saved)
-    assert str(e.value) == (f"'data.resize_size' is 20 here but the source model in {saved} was trained with 16; "
-                            "use the same value (or train a source model for this one)")
+    assert str(e.value) == (
+        f"'data.resize_size' is 20 here but the source model in {saved} was trained with 16; "
+        "use the same value (or train a source model for this one)"
+    )
     source_cfg["data"].update({"resize_size": 20})
     source_cfg["model"]["bottleneck_dim"] = 8
     (saved / "config.yaml").write_text(yaml.safe_dump(source_cfg))
@@ -146,7 +160,7 @@ def test_a_named_folder_with_another_config_is_refused_and_force_replaces_it(con
     before = _files(folder)
     other = load_config(source_file, ["name=mine", "optim.lr=0.005"])
     assert run_dir(other) != folder  # a changed setting gets its own folder even under a given name ...
-    other["_files"] = None           # ... unless the folder is pinned (a config built in code)
+    other["_files"] = None  # ... unless the folder is pinned (a config built in code)
     other.name = "mine"
     assert run_dir(other) == folder
     with pytest.raises(RunFolderError) as e:
@@ -179,10 +193,19 @@ def test_a_second_process_on_the_same_folder_stops_with_the_holders_pid(configs)
     cfg = load_config(source_file)
     folder = run_dir(cfg)
     folder.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from sfda.engine.rundir import RunLock\n"
-        f"lock = RunLock(Path({str(folder)!r})); lock.acquire(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from sfda.engine.rundir import RunLock\n"
+                f"lock = RunLock(Path({str(folder)!r})); lock.acquire(); print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.getcwd(),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         before = _files(folder)
@@ -190,8 +213,10 @@ def test_a_second_process_on_the_same_folder_stops_with_the_holders_pid(configs)
         with pytest.raises(RunFolderError) as e:
             run_stage(cfg)
         assert time.time() - t0 < 30
-        assert str(e.value) == (f"the run folder '{folder}' is in use by process {holder.pid}; wait for it to finish "
-                                "(or stop it), or give this run another name= or output_root=")
+        assert str(e.value) == (
+            f"the run folder '{folder}' is in use by process {holder.pid}; wait for it to finish "
+            "(or stop it), or give this run another name= or output_root="
+        )
         assert _files(folder) == before
     finally:
         holder.kill()
@@ -228,15 +253,18 @@ def test_read_only_output_folder_is_one_line(two_domains, tmp_path, tiny_config)
         run_stage(cfg)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.batch_size=1", "'data.batch_size' must be in [2, inf], got 1 (BatchNorm needs at least 2 samples"),
-    ("data.batch_size=0", "'data.batch_size' must be in [2, inf], got 0"),
-    ("optim.lr=-0.1", "'optim.lr' must be in (0, inf], got -0.1"),
-    ("optim.epochs=-1", "'optim.epochs' must be in [0, inf], got -1"),
-    ("data.val_fraction=1.0", "'data.val_fraction' must be in [0, 1), got 1.0"),
-    ("optim.schedule=cos", "'optim.schedule' must be one of shot, constant, step, cosine, got 'cos'"),
-    ("device=gpu", "'device' must be one of auto, cpu, cuda or cuda:N, got 'gpu'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=1", "'data.batch_size' must be in [2, inf], got 1 (BatchNorm needs at least 2 samples"),
+        ("data.batch_size=0", "'data.batch_size' must be in [2, inf], got 0"),
+        ("optim.lr=-0.1", "'optim.lr' must be in (0, inf], got -0.1"),
+        ("optim.epochs=-1", "'optim.epochs' must be in [0, inf], got -1"),
+        ("data.val_fraction=1.0", "'data.val_fraction' must be in [0, 1), got 1.0"),
+        ("optim.schedule=cos", "'optim.schedule' must be one of shot, constant, step, cosine, got 'cos'"),
+        ("device=gpu", "'device' must be one of auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ],
+)
 def test_values_outside_their_range_stop_at_load(configs, override, message):
     adapt_file, _ = configs
     with pytest.raises(ConfigError) as e:
@@ -245,7 +273,14 @@ def test_values_outside_their_range_stop_at_load(configs, override, message):
 
 
 def test_identity_ignores_where_outputs_go():
-    a = {"name": "x", "output_root": "a", "device": "cpu", "log": {"progress": "none"}, "optim": {"lr": 0.1},
-         "data": {"root": "r", "num_workers": 4, "batch_size": 8}, "_files": ["f"]}
+    a = {
+        "name": "x",
+        "output_root": "a",
+        "device": "cpu",
+        "log": {"progress": "none"},
+        "optim": {"lr": 0.1},
+        "data": {"root": "r", "num_workers": 4, "batch_size": 8},
+        "_files": ["f"],
+    }
     b = {**a, "output_root": "b", "device": "cuda", "log": {"progress": "bar"}, "data": {**a["data"], "root": "s"}}
     assert identity(a) == identity(b) == {"optim": {"lr": 0.1}, "data": {"batch_size": 8}}

@@ -1,5 +1,6 @@
 """Class-aware samplers: empirical class frequencies against the formulas, PBS's schedule, empty classes,
 and the samplers inside source training and SHOT (pseudo-label counts)."""
+
 import math
 
 import pytest
@@ -46,11 +47,11 @@ def _expected(probs_nz):
 
 def test_cbs_draws_every_non_empty_class_equally_often():
     idx, s = _draw(_sampler("cbs"))
-    assert len(s) == LABELS.numel()                           # one epoch = one pass over the set's size
+    assert len(s) == LABELS.numel()  # one epoch = one pass over the set's size
     freq, lab = _class_freq(idx)
-    assert (lab >= 0).all()                                    # unlabelled samples are never drawn
+    assert (lab >= 0).all()  # unlabelled samples are never drawn
     assert torch.allclose(freq, _expected([0.25] * 4), atol=0.01)
-    assert freq[3] == 0                                        # the empty class is dropped
+    assert freq[3] == 0  # the empty class is dropped
 
 
 def test_srs_draws_classes_by_square_root_counts():
@@ -101,9 +102,10 @@ def test_same_generator_same_order_and_labels_for_tables():
 
 def test_the_none_sampler_is_a_real_object_that_shuffles():
     from sfda.samplers.base import Shuffle
+
     shuffle = build_sampler(config_from_dict({}), 5)
     assert isinstance(shuffle, Shuffle) and shuffle.name == "none"
-    assert shuffle.build(LABELS, 0, 1, torch.Generator()) is None   # None: the loader shuffles
+    assert shuffle.build(LABELS, 0, 1, torch.Generator()) is None  # None: the loader shuffles
     assert shuffle.build(None, 0, 1, torch.Generator()) is None
     # a class-aware sampler shuffles plainly when the method has no labels for the training set
     assert _sampler("cbs").build(None, 0, 1, torch.Generator()) is None
@@ -111,6 +113,7 @@ def test_the_none_sampler_is_a_real_object_that_shuffles():
 
 def test_samplers_declare_typed_parameters():
     from sfda.params import NoParams
+
     for name in SAMPLERS.names():
         cls = SAMPLERS.get(name)
         assert not hasattr(cls, "defaults") and issubclass(cls.Params, NoParams), name
@@ -126,19 +129,31 @@ def test_sampler_errors():
         _sampler("cbs").sample_weights(torch.full((4,), -1), 0, 1)
 
 
-def test_samplers_in_source_training_and_in_shot_use_the_current_labels(tmp_path_factory, make_two_domain_set,
-                                                                        tiny_config):
+def test_samplers_in_source_training_and_in_shot_use_the_current_labels(
+    tmp_path_factory, make_two_domain_set, tiny_config
+):
     # an imbalanced target: pseudo-label counts decide the draws
     root = make_two_domain_set(tmp_path_factory.mktemp("smp"), per_class=6, seed=5)
     out = tmp_path_factory.mktemp("runs")
-    src = config_from_dict(tiny_config(root, out, **{"name": "src_cbs", "method.name": "source",
-                                                          "optim.epochs": 1, "data.batch_size": 8,
-                                                          "sampler": {"name": "cbs"}}))
+    src = config_from_dict(
+        tiny_config(
+            root,
+            out,
+            **{
+                "name": "src_cbs",
+                "method.name": "source",
+                "optim.epochs": 1,
+                "data.batch_size": 8,
+                "sampler": {"name": "cbs"},
+            },
+        )
+    )
     m = run_stage(src)
     assert m["finished"] and m["label"] == "Source+CBS"
 
     seen = {}
     from sfda.samplers.class_aware import ClassBalancedSampler
+
     orig = ClassBalancedSampler.build
 
     def spy(self, labels, epoch, epochs, generator):
@@ -147,9 +162,22 @@ def test_samplers_in_source_training_and_in_shot_use_the_current_labels(tmp_path
 
     ClassBalancedSampler.build = spy
     try:
-        a = run_stage(config_from_dict(tiny_config(root, out, **{
-            "name": "shot_cbs", "method.name": "shot", "source.checkpoint": str(run_dir(src)), "optim.epochs": 2,
-            "data.batch_size": 8, "sampler": {"name": "cbs"}})))
+        a = run_stage(
+            config_from_dict(
+                tiny_config(
+                    root,
+                    out,
+                    **{
+                        "name": "shot_cbs",
+                        "method.name": "shot",
+                        "source.checkpoint": str(run_dir(src)),
+                        "optim.epochs": 2,
+                        "data.batch_size": 8,
+                        "sampler": {"name": "cbs"},
+                    },
+                )
+            )
+        )
     finally:
         ClassBalancedSampler.build = orig
     assert a["finished"] and a["label"] == "SHOT+CBS"

@@ -1,5 +1,6 @@
 """The run scripts in scripts/: what they run (with SFDA=echo), that every config they name exists, and the
 error for a misspelt name."""
+
 import os
 import subprocess
 
@@ -9,24 +10,48 @@ from sfda.paths import PROJECT_ROOT
 
 # script -> runs per seed with the defaults (timm absent: no Swin-T), table benchmark
 SCRIPTS = {
-    "office_home.sh": (24, "office-home"), "office31.sh": (12, "office31"), "visda_c.sh": (2, "visda-c"),
-    "domainnet126.sh": (14, "domainnet-126"), "digits.sh": (6, "digits"), "cifar.sh": (16, "cifar"),
-    "cifar_lt.sh": (16, "cifar-lt"), "imagenet.sh": (2, "imagenet"), "emotion.sh": (60, "emotion"),
+    "office_home.sh": (24, "office-home"),
+    "office31.sh": (12, "office31"),
+    "visda_c.sh": (2, "visda-c"),
+    "domainnet126.sh": (14, "domainnet-126"),
+    "digits.sh": (6, "digits"),
+    "cifar.sh": (16, "cifar"),
+    "cifar_lt.sh": (16, "cifar-lt"),
+    "imagenet.sh": (2, "imagenet"),
+    "emotion.sh": (60, "emotion"),
     "digits_lt.sh": (80, "digits-lt"),
 }
 
 
 # the scripts' environment knobs: a value set in the caller's environment must not leak into the test
-KNOBS = ("SEEDS", "METHODS", "TASKS", "DATASETS", "ARCHS", "IMBALANCES", "MODELS", "BACKBONES", "VARIANTS", "OUT",
-         "NPROC", "TORCHRUN")
+KNOBS = (
+    "SEEDS",
+    "METHODS",
+    "TASKS",
+    "DATASETS",
+    "ARCHS",
+    "IMBALANCES",
+    "MODELS",
+    "BACKBONES",
+    "VARIANTS",
+    "OUT",
+    "NPROC",
+    "TORCHRUN",
+)
 
 
 def run_script(name, *args, **env):
     base = {k: v for k, v in os.environ.items() if k not in KNOBS}
-    full = {**base, "SFDA": "echo", "MODELS": "resnet18",
-            "BACKBONES": "alexnet vgg16 resnet50 densenet121 vit_b_16", **env}
-    return subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / name), *args], capture_output=True, text=True,
-                          env=full, cwd="/")
+    full = {
+        **base,
+        "SFDA": "echo",
+        "MODELS": "resnet18",
+        "BACKBONES": "alexnet vgg16 resnet50 densenet121 vit_b_16",
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / name), *args], capture_output=True, text=True, env=full, cwd="/"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
@@ -37,7 +62,7 @@ def test_script_runs_each_config_for_each_seed_then_the_table(name):
     lines = res.stdout.splitlines()
     runs = [line.split() for line in lines if line.startswith("run ")]
     assert len(runs) == 2 * per_seed
-    assert [r[3] for r in runs] == ["seed=7"] * per_seed + ["seed=8"] * per_seed      # seeds outermost
+    assert [r[3] for r in runs] == ["seed=7"] * per_seed + ["seed=8"] * per_seed  # seeds outermost
     assert all(r[1] == "-c" and r[4:] == ["output_root=runs", "device=cpu"] for r in runs)
     assert {r[2] for r in runs[:per_seed]} == {r[2] for r in runs[per_seed:]}
     for r in runs:
@@ -48,20 +73,29 @@ def test_script_runs_each_config_for_each_seed_then_the_table(name):
 def test_office_home_script_runs_the_other_methods():
     res = run_script("office_home.sh", SEEDS="1", METHODS="nrc_ns aad cowa_ns", TASKS="Ar_Cl Rw_Pr")
     runs = [line.split()[2] for line in res.stdout.splitlines() if line.startswith("run ")]
-    assert runs == ["configs/office-home/nrc_ns/Ar_Cl.yaml", "configs/office-home/nrc_ns/Rw_Pr.yaml",
-                    "configs/office-home/aad/Ar_Cl.yaml", "configs/office-home/aad/Rw_Pr.yaml",
-                    "configs/office-home/cowa_ns/Ar_Cl.yaml", "configs/office-home/cowa_ns/Rw_Pr.yaml"]
+    assert runs == [
+        "configs/office-home/nrc_ns/Ar_Cl.yaml",
+        "configs/office-home/nrc_ns/Rw_Pr.yaml",
+        "configs/office-home/aad/Ar_Cl.yaml",
+        "configs/office-home/aad/Rw_Pr.yaml",
+        "configs/office-home/cowa_ns/Ar_Cl.yaml",
+        "configs/office-home/cowa_ns/Rw_Pr.yaml",
+    ]
 
 
-@pytest.mark.parametrize("name,env,bad", [
-    ("office_home.sh", {"METHODS": "shoot"}, "configs/office-home/shoot/Ar_Cl.yaml"),
-    ("cifar.sh", {"ARCHS": "resnet18"}, "configs/cifar/cifar10/resnet18.yaml"),
-])
+@pytest.mark.parametrize(
+    "name,env,bad",
+    [
+        ("office_home.sh", {"METHODS": "shoot"}, "configs/office-home/shoot/Ar_Cl.yaml"),
+        ("cifar.sh", {"ARCHS": "resnet18"}, "configs/cifar/cifar10/resnet18.yaml"),
+    ],
+)
 def test_a_misspelt_name_stops_before_any_run_with_one_line(name, env, bad):
     res = run_script(name, **env)
     assert res.returncode == 2 and "run " not in res.stdout
-    assert res.stderr.strip().splitlines() == [f"error: {bad} does not exist (check the names in "
-                                               "METHODS/TASKS/VARIANTS/...)"]
+    assert res.stderr.strip().splitlines() == [
+        f"error: {bad} does not exist (check the names in METHODS/TASKS/VARIANTS/...)"
+    ]
 
 
 def test_digits_lt_script_builds_the_data_unless_given_a_root_and_takes_methods_and_tasks():
@@ -71,7 +105,8 @@ def test_digits_lt_script_builds_the_data_unless_given_a_root_and_takes_methods_
     lines = res.stdout.splitlines()
     assert res.returncode == 0 and not any(line.startswith("data ") for line in lines)
     assert [line.split()[2:4] for line in lines[:-1]] == [
-        [f"configs/digits-lt/{m}/imb100.yaml", f"seed={s}"] for s in (1, 2) for m in ("baseline", "ns_lf")]
+        [f"configs/digits-lt/{m}/imb100.yaml", f"seed={s}"] for s in (1, 2) for m in ("baseline", "ns_lf")
+    ]
 
 
 def test_unknown_variant_is_named():
@@ -92,18 +127,39 @@ def test_nproc_launches_each_run_with_torchrun(name):
 
 
 def test_multi_node_launcher_and_a_bad_nproc():
-    res = run_script("visda_c.sh", SEEDS="1", NPROC="8",
-                     TORCHRUN="echo torchrun --nnodes 2 --rdzv-backend c10d --rdzv-endpoint node1:29500")
+    res = run_script(
+        "visda_c.sh",
+        SEEDS="1",
+        NPROC="8",
+        TORCHRUN="echo torchrun --nnodes 2 --rdzv-backend c10d --rdzv-endpoint node1:29500",
+    )
     first = res.stdout.splitlines()[0].split()
-    assert first[:10] == ["torchrun", "--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "node1:29500",
-                          "--nproc_per_node", "8", "-m"]
+    assert first[:10] == [
+        "torchrun",
+        "--nnodes",
+        "2",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        "node1:29500",
+        "--nproc_per_node",
+        "8",
+        "-m",
+    ]
     res = run_script("office_home.sh", NPROC="two")
     assert res.returncode == 2 and "run " not in res.stdout
     assert res.stderr.strip() == "error: NPROC must be a number of processes per node (e.g. NPROC=4), got 'two'"
 
 
-@pytest.mark.parametrize("name,bench,tasks", [("office_home.sh", "office-home", 12), ("office31.sh", "office31", 6),
-                                              ("visda_c.sh", "visda-c", 1), ("domainnet126.sh", "domainnet-126", 7)])
+@pytest.mark.parametrize(
+    "name,bench,tasks",
+    [
+        ("office_home.sh", "office-home", 12),
+        ("office31.sh", "office31", 6),
+        ("visda_c.sh", "visda-c", 1),
+        ("domainnet126.sh", "domainnet-126", 7),
+    ],
+)
 def test_scripts_run_the_contrastive_methods_on_every_task(name, bench, tasks):
     methods = ["adacontrast", "adacontrast_ns", "plue", "plue_ns"]
     res = run_script(name, SEEDS="1", METHODS=" ".join(methods))

@@ -1,4 +1,5 @@
 """Data files as people write them, damaged files and folders: one line naming the file and what to do."""
+
 import json
 
 import pytest
@@ -28,15 +29,20 @@ def test_a_list_that_is_not_utf8_names_the_file_line_and_byte(tmp_path):
 def test_a_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path):
     from sfda.config import config_from_dict
     from sfda.models.network import build_model
-    cfg = config_from_dict({"model": {"backbone": "small_cnn", "pretrained": False, "bottleneck_dim": 8},
-                            "data": {"num_classes": 3}})
+
+    cfg = config_from_dict(
+        {"model": {"backbone": "small_cnn", "pretrained": False, "bottleneck_dim": 8}, "data": {"num_classes": 3}}
+    )
     model = build_model(cfg)
     for part in ("F", "B", "C"):
         (tmp_path / f"source_{part}.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError) as e:
         load_fbc(model, tmp_path, "source")
     msg = str(e.value)
-    assert msg.startswith(f"checkpoint '{tmp_path / 'source_F.pt'}' cannot be read (") and "retrain the source model" in msg
+    assert (
+        msg.startswith(f"checkpoint '{tmp_path / 'source_F.pt'}' cannot be read (")
+        and "retrain the source model" in msg
+    )
     assert "weights_only" not in msg and "\n" not in msg
 
 
@@ -45,6 +51,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
         with open(f, "wb") as fh:
             fh.write(b"half")
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(CheckpointError) as e:
         atomic_save({"x": 1}, tmp_path / "state.pt")
@@ -61,5 +68,6 @@ def test_table_names_every_metrics_file_it_cannot_read(tmp_path):
     (bad / "metrics.json").write_text('{"finished": tr')
     notes = []
     runs = collect(tmp_path, warn=notes.append)
-    assert len(runs) == 1 and notes == [f"warning: cannot read {bad / 'metrics.json'} (JSONDecodeError); its run is "
-                                        "left out of the table"]
+    assert len(runs) == 1 and notes == [
+        f"warning: cannot read {bad / 'metrics.json'} (JSONDecodeError); its run is left out of the table"
+    ]

@@ -1,4 +1,5 @@
 """sfda config -c CONFIG [key=value ...]: print the fully resolved config."""
+
 from __future__ import annotations
 
 from ..config import dump_config, load_config

@@ -3,6 +3,7 @@
 Builds the offline digits benchmark if it is missing, trains a LeNet on MNIST-5k, and adapts it to the UCI
 digits with SHOT and with SHOT + NS-WS; prints source-only, SHOT and SHOT+NS-WS accuracy.
 """
+
 from __future__ import annotations
 
 import time
@@ -59,7 +60,11 @@ def run(a) -> int:
 def register(sub):
     p = sub.add_parser("demo", help="Offline CPU demo: source training, SHOT and SHOT+NS-WS on MNIST-5k -> UCI digits.")
     p.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
-    p.add_argument("--data", default=None, help="digits benchmark folder (default: $SFDA_DATA/digits-offline or ./data/digits-offline)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="digits benchmark folder (default: $SFDA_DATA/digits-offline or ./data/digits-offline)",
+    )
     p.add_argument("--digits-png", default=None, help="path to OpenCV's digits.png if it is not found automatically")
     p.add_argument("--no-download", action="store_true", help="never use the network to find digits.png")
     p.add_argument("--seed", type=int, default=2019)

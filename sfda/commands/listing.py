@@ -1,4 +1,5 @@
 """sfda list: registered components with their parameters (types and defaults), and shipped configs."""
+
 from __future__ import annotations
 
 import inspect
@@ -50,8 +51,10 @@ def parameter_lines(obj: Any, verbose: bool) -> List[str]:
         return lines
     width = max(len(p[0]) for p in params)
     twidth = max(len(p[1]) for p in params)
-    return [f"{indent}{name:<{width}}  {tname:<{twidth}}  {_default(default):<8}  {notes}".rstrip()
-            for name, tname, default, notes in params]
+    return [
+        f"{indent}{name:<{width}}  {tname:<{twidth}}  {_default(default):<8}  {notes}".rstrip()
+        for name, tname, default, notes in params
+    ]
 
 
 FRAGMENT_DIRS = ("compare", "variants")  # folders of partial configs, merged on top of a task config with a second -c
@@ -60,8 +63,11 @@ FRAGMENT_DIRS = ("compare", "variants")  # folders of partial configs, merged on
 def _configs(fragments: bool):
     if not CONFIGS_DIR.is_dir():
         return []
-    return sorted(str(p.relative_to(CONFIGS_DIR).with_suffix("")) for p in CONFIGS_DIR.rglob("*.yaml")
-                  if not p.name.startswith("_") and (p.parent.name in FRAGMENT_DIRS) == fragments)
+    return sorted(
+        str(p.relative_to(CONFIGS_DIR).with_suffix(""))
+        for p in CONFIGS_DIR.rglob("*.yaml")
+        if not p.name.startswith("_") and (p.parent.name in FRAGMENT_DIRS) == fragments
+    )
 
 
 def shipped_configs():
@@ -107,8 +113,15 @@ def _print_grouped(names):
 
 
 def register(sub):
-    p = sub.add_parser("list", help="List registered components (backbones, methods, losses, weighters, samplers, "
-                                    "dataset formats, transforms) with their parameters, and the shipped configs.")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="one line per parameter: name, type, default, help and allowed range")
+    p = sub.add_parser(
+        "list",
+        help="List registered components (backbones, methods, losses, weighters, samplers, "
+        "dataset formats, transforms) with their parameters, and the shipped configs.",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="one line per parameter: name, type, default, help and allowed range",
+    )
     p.set_defaults(func=run)

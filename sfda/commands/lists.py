@@ -1,4 +1,5 @@
 """sfda lists make | verify"""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,9 @@ def _make(a) -> int:
     root = Path(a.root)
     if not root.is_dir():
         raise DataError(f"--root '{root}' is not a folder")
-    domains = a.domains or sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                                  and d.name != "lists")
+    domains = a.domains or sorted(
+        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "lists"
+    )
     classes = classes_from_list(read_list(a.classes_from)) if a.classes_from else None
     out = Path(a.out) if a.out else root / "lists"
     for d in domains:
@@ -32,7 +34,9 @@ def _verify(a) -> int:
     data_format = build_format(cfg)
     domains = a.domains or list(cfg.data.domains) or [d for d in (cfg.data.source, cfg.data.target) if d]
     if not hasattr(data_format, "list_file"):
-        raise DataError(f"data.format '{cfg.data.format}' does not read data lists; `sfda lists verify` checks list-based configs")
+        raise DataError(
+            f"data.format '{cfg.data.format}' does not read data lists; `sfda lists verify` checks list-based configs"
+        )
     known = KNOWN_COUNTS.get(cfg.benchmark, {})
     all_ok = True
     for d in domains:
@@ -52,14 +56,23 @@ def _verify(a) -> int:
 def register(sub):
     p = sub.add_parser("lists", help="Make data lists from a class-folder tree, or verify a dataset copy.")
     s = p.add_subparsers(dest="action", metavar="ACTION")
-    m = s.add_parser("make", help="Write <domain>.txt lists (relative paths, benchmark class order) from ROOT/<domain>/<class>/<image>.")
+    m = s.add_parser(
+        "make",
+        help="Write <domain>.txt lists (relative paths, benchmark class order) from ROOT/<domain>/<class>/<image>.",
+    )
     m.add_argument("--root", required=True, help="dataset root holding one folder per domain")
     m.add_argument("--domains", nargs="*", help="domain folders (default: every folder in ROOT)")
     m.add_argument("--out", help="output folder (default: ROOT/lists)")
-    m.add_argument("--case-sensitive", action="store_true", help="plain sort of class names (default: case-insensitive, as Office-Home)")
+    m.add_argument(
+        "--case-sensitive",
+        action="store_true",
+        help="plain sort of class names (default: case-insensitive, as Office-Home)",
+    )
     m.add_argument("--classes-from", help="take the class order from an existing list (DomainNet-126)")
     m.set_defaults(func=_make)
-    v = s.add_parser("verify", help="Check images, counts, labels and folder names of a dataset against a config's lists.")
+    v = s.add_parser(
+        "verify", help="Check images, counts, labels and folder names of a dataset against a config's lists."
+    )
     v.add_argument("--root", help="dataset root (default: the config's data.root or $SFDA_DATA/<dataset_dir>)")
     v.add_argument("-c", "--config", required=True)
     v.add_argument("--domains", nargs="*", help="domains to check (default: data.domains)")

@@ -1,10 +1,11 @@
 """sfda loss: pretrain the EDL-style learned loss without data, and measure losses on synthetic pairs.
 
-    sfda loss pretrain --out losses/edl_style.pt                  # chaotic-mutation ES, seed 0, a minute or two
-    sfda loss pretrain --out g.pt mutation=gaussian seed=1        # KEY=VALUE settings (`sfda loss pretrain -h`)
-    sfda loss rank losses/edl_style.pt g.pt                       # ranking consistency of CE, NGL, Brier, the files
-    sfda loss curves --out fitness.png a.pt b.pt ...              # fitness against generation, by mutation
+sfda loss pretrain --out losses/edl_style.pt                  # chaotic-mutation ES, seed 0, a minute or two
+sfda loss pretrain --out g.pt mutation=gaussian seed=1        # KEY=VALUE settings (`sfda loss pretrain -h`)
+sfda loss rank losses/edl_style.pt g.pt                       # ranking consistency of CE, NGL, Brier, the files
+sfda loss curves --out fitness.png a.pt b.pt ...              # fitness against generation, by mutation
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ def _pretrain(a) -> int:
             bar.set_postfix(fitness=f"{stats['monitor']:.4f}", sigma=f"{stats['sigma']:.3f}")
             bar.update(1)
         elif mode == "lines" and (generation + 1) % every == 0:
-            print(f"generation {generation + 1}/{hp.generations}: fitness {stats['monitor']:.4f} "
-                  f"(this generation's pairs {stats['best']:.4f}), sigma {stats['sigma']:.3f}", flush=True)
+            print(
+                f"generation {generation + 1}/{hp.generations}: fitness {stats['monitor']:.4f} "
+                f"(this generation's pairs {stats['best']:.4f}), sigma {stats['sigma']:.3f}",
+                flush=True,
+            )
 
     record = pretrain(hp, report)
     if hasattr(bar, "close"):
@@ -47,8 +51,10 @@ def _pretrain(a) -> int:
     record["command"] = "sfda loss pretrain " + " ".join(shlex.quote(x) for x in ["--out", a.out, *a.settings])
     record["seconds"] = round(time.time() - t0, 1)
     atomic_save(record, Path(a.out))
-    print(f"EDL-style loss written to {a.out} (fitness {record['monitor_fitness']:.4f} on its monitor pairs, "
-          f"{record['seconds']:.0f} s); use it with pl_loss: {{name: learned, path: {a.out}}}")
+    print(
+        f"EDL-style loss written to {a.out} (fitness {record['monitor_fitness']:.4f} on its monitor pairs, "
+        f"{record['seconds']:.0f} s); use it with pl_loss: {{name: learned, path: {a.out}}}"
+    )
     return 0
 
 
@@ -61,15 +67,19 @@ def rank_table(files: List[str], num_pairs: int, seed: int, k_min: int, k_max: i
     from ..registry import LOSSES
 
     blocks = sample_pairs(np.random.default_rng(seed), num_pairs, k_min, k_max)
-    makers = {"CE": lambda k: LOSSES.get("ce")(k), "NGL": lambda k: LOSSES.get("ngl")(k),
-              "Brier": lambda k: ExpressionLoss(k, formula="brier")}
+    makers = {
+        "CE": lambda k: LOSSES.get("ce")(k),
+        "NGL": lambda k: LOSSES.get("ngl")(k),
+        "Brier": lambda k: ExpressionLoss(k, formula="brier"),
+    }
     for f in files:
         try:
             settings = read_loss_file(f)["settings"]
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        makers[f"EDL-style {settings['mutation']} seed {settings['seed']} ({Path(f).name})"] = \
-            lambda k, f=f: LearnedLoss(k, path=f)
+        makers[f"EDL-style {settings['mutation']} seed {settings['seed']} ({Path(f).name})"] = lambda k, f=f: (
+            LearnedLoss(k, path=f)
+        )
     regime = torch.cat([b.regime for b in blocks])
     kind = torch.cat([b.kind for b in blocks])
     head = ["loss", "all (regime mean)", *REGIMES, *KINDS]
@@ -79,8 +89,9 @@ def rank_table(files: List[str], num_pairs: int, seed: int, k_min: int, k_max: i
             better = torch.cat([make(b.num_classes)(b.better, b.targets) for b in blocks])[None]
             worse = torch.cat([make(b.num_classes)(b.worse, b.targets) for b in blocks])[None]
         cells = [consistency(better, worse, regime)]
-        cells += [consistency(better[:, regime == r], worse[:, regime == r], regime[regime == r])
-                  for r in range(len(REGIMES))]
+        cells += [
+            consistency(better[:, regime == r], worse[:, regime == r], regime[regime == r]) for r in range(len(REGIMES))
+        ]
         cells += [consistency(better[:, kind == j], worse[:, kind == j], regime[kind == j]) for j in range(len(KINDS))]
         rows.append("| " + " | ".join([name] + [f"{float(c[0]):.4f}" for c in cells]) + " |")
     rows.append(f"\n{len(regime)} held-out pairs, seed {seed}, K log-uniform in [{k_min}, {k_max}]")
@@ -109,7 +120,7 @@ def _curves(a) -> int:
         length = min(len(r) for r in runs)
         curves = np.array([r[:length] for r in runs])
         gens = np.arange(1, length + 1)
-        line, = ax.plot(gens, curves.mean(axis=0), label=f"{mutation} (mean of {len(runs)} seeds)")
+        (line,) = ax.plot(gens, curves.mean(axis=0), label=f"{mutation} (mean of {len(runs)} seeds)")
         ax.fill_between(gens, curves.min(axis=0), curves.max(axis=0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("generation")
     ax.set_ylabel("ranking consistency (monitor pairs)")
@@ -127,20 +138,29 @@ def _curves(a) -> int:
 def _settings_help() -> str:
     from ..losses.learned_pretrain import PretrainParams
 
-    lines = [f"  {f.name} ({type_name(tp)}, default {default_of(f)}): {f.metadata.get('help', '')}"
-             for f, tp in fields_of(PretrainParams)]
+    lines = [
+        f"  {f.name} ({type_name(tp)}, default {default_of(f)}): {f.metadata.get('help', '')}"
+        for f, tp in fields_of(PretrainParams)
+    ]
     return "settings (KEY=VALUE):\n" + "\n".join(lines)
 
 
 def register(sub):
     p = sub.add_parser("loss", help="Pretrain the EDL-style learned loss; rank losses on synthetic pairs.")
     s = p.add_subparsers(dest="what", metavar="ACTION")
-    pre = s.add_parser("pretrain", help="Pretrain the EDL-style loss network on synthetic pairs (CPU, no data).",
-                       epilog=_settings_help() if "pretrain" in sys.argv else None,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    pre = s.add_parser(
+        "pretrain",
+        help="Pretrain the EDL-style loss network on synthetic pairs (CPU, no data).",
+        epilog=_settings_help() if "pretrain" in sys.argv else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     pre.add_argument("--out", required=True, help="the file to write (.pt)")
-    pre.add_argument("--progress", default="auto", choices=["auto", "bar", "lines", "none"],
-                     help="a bar per generation (auto: on a terminal), lines, or nothing")
+    pre.add_argument(
+        "--progress",
+        default="auto",
+        choices=["auto", "bar", "lines", "none"],
+        help="a bar per generation (auto: on a terminal), lines, or nothing",
+    )
     pre.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="seed, generations, mutation=gaussian, ...")
     pre.set_defaults(func=_pretrain)
     rank = s.add_parser("rank", help="Ranking consistency of CE, NGL, Brier and learned-loss files on held-out pairs.")

@@ -1,4 +1,5 @@
 """sfda plot RUN: NS figures (per-class score box plots, sorted weights, per-class score vs size/accuracy)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """sfda plot-classes RUNS --benchmark B --task T --labels A B: per-class test accuracy of rows, mean over seeds."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -24,13 +25,18 @@ def run(a) -> int:
 
 
 def register(sub):
-    p = sub.add_parser("plot-classes", help="PNG of the per-class test accuracy of some rows of a benchmark "
-                                            "(mean over seeds), e.g. a baseline against NS-LF on a long tail.")
+    p = sub.add_parser(
+        "plot-classes",
+        help="PNG of the per-class test accuracy of some rows of a benchmark "
+        "(mean over seeds), e.g. a baseline against NS-LF on a long tail.",
+    )
     p.add_argument("runs", help="folder searched recursively for metrics.json")
     p.add_argument("--benchmark", required=True, help="e.g. digits-lt")
     p.add_argument("--task", required=True, help="the table column, e.g. imb100")
     p.add_argument("--labels", nargs="+", required=True, help="row labels, e.g. Baseline NS-LF")
-    p.add_argument("--sizes-from", help="training list whose label counts annotate the classes "
-                                        "(e.g. data_lists/digits-lt/train_imb100.txt)")
+    p.add_argument(
+        "--sizes-from",
+        help="training list whose label counts annotate the classes (e.g. data_lists/digits-lt/train_imb100.txt)",
+    )
     p.add_argument("--out", help="PNG file (default: RUNS/<benchmark>_<task>_per_class.png)")
     p.set_defaults(func=run)

@@ -1,4 +1,5 @@
 """sfda table RUNS_DIR: Markdown results tables from finished runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,12 +22,18 @@ def run(a) -> int:
 
 
 def register(sub):
-    p = sub.add_parser("table", help="Markdown tables (tasks x methods, mean ± std over seeds) with published numbers beside ours.")
+    p = sub.add_parser(
+        "table", help="Markdown tables (tasks x methods, mean ± std over seeds) with published numbers beside ours."
+    )
     p.add_argument("runs", help="folder searched recursively for metrics.json")
     p.add_argument("--benchmark", help="only this benchmark")
-    p.add_argument("--stage", choices=["source", "adapt"], default=None,
-                   help="which runs to tabulate (default: adaptation runs, plus the source-stage runs of the "
-                        "supervised single-domain benchmarks: cifar, cifar-lt, imagenet, emotion)")
+    p.add_argument(
+        "--stage",
+        choices=["source", "adapt"],
+        default=None,
+        help="which runs to tabulate (default: adaptation runs, plus the source-stage runs of the "
+        "supervised single-domain benchmarks: cifar, cifar-lt, imagenet, emotion)",
+    )
     p.add_argument("--no-paper", action="store_true", help="leave out the published rows")
     p.add_argument("--no-std", action="store_true", help="means only")
     p.add_argument("--out", help="also write the table to this file")

@@ -1,5 +1,6 @@
 """sfda train-source | adapt | run -c CONFIG [key=value ...]; under ``torchrun`` on several processes
 (docs/distributed.md)."""
+
 from __future__ import annotations
 
 from ..engine import distributed
@@ -8,21 +9,37 @@ from ..engine.runner import run_both, run_config
 
 def _add(sub, name, help_):
     p = sub.add_parser(name, help=help_, description=help_)
-    p.add_argument("-c", "--config", required=True, action="append",
-                   help="config file (path, or name under configs/); repeat to merge several in order")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. optim.lr=0.005 seed=2021")
-    p.add_argument("--force", action="store_true", help="run again from scratch even if the run already finished, "
-                   "replacing a run folder that holds another config")
-    p.add_argument("--restart", action="store_true", help="ignore a saved resume state (or a finished result) and "
-                   "start from epoch 0")
+    p.add_argument(
+        "-c",
+        "--config",
+        required=True,
+        action="append",
+        help="config file (path, or name under configs/); repeat to merge several in order",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. optim.lr=0.005 seed=2021"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run again from scratch even if the run already finished, "
+        "replacing a run folder that holds another config",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore a saved resume state (or a finished result) and start from epoch 0",
+    )
     return p
 
 
 def register(sub):
     _add(sub, "train-source", "Stage 1: supervised training on the source domain.").set_defaults(
-        func=lambda a: _go(run_config, a, stage="source"))
+        func=lambda a: _go(run_config, a, stage="source")
+    )
     _add(sub, "adapt", "Stage 2: source-free adaptation of a trained source model to the target.").set_defaults(
-        func=lambda a: _go(run_config, a, stage="adapt"))
+        func=lambda a: _go(run_config, a, stage="adapt")
+    )
     r = _add(sub, "run", "Both stages: train the source model if needed (reusing an existing one), then adapt.")
     r.description = (
         "Both stages: train the source model if needed (reusing one trained with the same settings), then adapt. "
@@ -31,9 +48,15 @@ def register(sub):
         "the run's names (name, label, task, benchmark). --source-set overrides the source stage alone. The "
         "source model's architecture, input size, normalisation and class count must match the adaptation "
         "config's (checked). A run folder belongs to one resolved config: a changed setting runs in its own "
-        "folder (<name>+<hash>).")
-    r.add_argument("--source-set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="overrides for the source stage only, applied last")
+        "folder (<name>+<hash>)."
+    )
+    r.add_argument(
+        "--source-set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides for the source stage only, applied last",
+    )
     r.set_defaults(func=lambda a: _go(run_both, a, source_overrides=a.source_set))
 
 

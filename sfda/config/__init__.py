@@ -1,4 +1,5 @@
 """Configs: YAML files with inheritance, dotted command-line overrides and strict validation."""
+
 from .loader import config_from_dict, dump_config, find_config, load_config, parse_overrides
 from .node import Cfg, Component
 

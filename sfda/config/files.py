@@ -4,6 +4,7 @@ and writing a resolved config back.
 - ``_base_: path`` (or a list of paths, relative to the file) is loaded first and the file is merged on top.
 - Overrides are ``dotted.key=value`` strings; values are parsed as YAML (``1e-3`` is a float).
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,6 +25,7 @@ BASE_KEY = "_base_"
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` (no dot) as a float, as users expect."""
+
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -135,7 +137,9 @@ def apply_override(data: dict, where: Where, key: str, value: Any) -> None:
     node = data
     for p in parts[:-1]:
         if not isinstance(node.get(p), dict):
-            node[p] = {} if p not in node or node[p] is None else ({"name": node[p]} if isinstance(node[p], str) else node[p])
+            node[p] = (
+                {} if p not in node or node[p] is None else ({"name": node[p]} if isinstance(node[p], str) else node[p])
+            )
             if not isinstance(node[p], dict):
                 raise ConfigError(f"override '{key}': '{p}' is not a section")
         node = node[p]
@@ -149,7 +153,9 @@ def find_config(name: str) -> Path:
     for c in cands:
         if c.is_file():
             return c
-    raise ConfigError(f"config '{name}' not found (also looked in {CONFIGS_DIR}); `sfda list` shows the shipped configs")
+    raise ConfigError(
+        f"config '{name}' not found (also looked in {CONFIGS_DIR}); `sfda list` shows the shipped configs"
+    )
 
 
 def dump_config(cfg: Cfg) -> str:

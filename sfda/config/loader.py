@@ -5,6 +5,7 @@ strict checks against the defaults and the components' parameters are in ``schem
 strict: an unknown key or a value of the wrong type stops the run with one line naming the key, where it
 was set (file and line, or the command line) and the closest valid key.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,9 @@ def _derive(cfg: Cfg, path: Optional[Path]) -> None:
         cfg.task = f"{d.source}_{d.target}" if d.target else (d.source or cfg.name)
 
 
-def config_from_dict(data: dict, overrides: Iterable[str] = (), *, path: Optional[Path] = None,
-                     where: Optional[Where] = None) -> Cfg:
+def config_from_dict(
+    data: dict, overrides: Iterable[str] = (), *, path: Optional[Path] = None, where: Optional[Where] = None
+) -> Cfg:
     data = copy.deepcopy(data)
     where = dict(where or {})
     for key, value in parse_overrides(overrides):

@@ -1,4 +1,5 @@
 """Config values (:class:`Cfg`, a dict with attribute access) and the schema marker for component sections."""
+
 from __future__ import annotations
 
 import copy

@@ -3,6 +3,7 @@ section, the component's :class:`~sfda.params.Params`. Every key must be known a
 and in its range; a failure is one line naming the key, where it was set (file and line, or the command
 line) and the closest valid key or the allowed values.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,8 +19,14 @@ from .node import Cfg, Component
 
 
 def _type_name(v: Any) -> str:
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping"}.get(type(v), type(v).__name__)
+    return {
+        bool: "true/false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(v), type(v).__name__)
 
 
 def _check_type(value: Any, default: Any, key: str, where: str) -> Any:
@@ -114,7 +121,9 @@ def resolve(user: Any, schema: Any, path: Tuple[str, ...], where: Where, src: st
             if k in user:
                 out[k] = resolve(user[k], d, path + (k,), where, src)
             else:
-                out[k] = resolve(None, d, path + (k,), where, src) if isinstance(d, (dict, Component)) else copy.deepcopy(d)
+                out[k] = (
+                    resolve(None, d, path + (k,), where, src) if isinstance(d, (dict, Component)) else copy.deepcopy(d)
+                )
         return out
     return _check_constraint(_check_type(user, schema, dotted, loc), path, loc)
 
@@ -147,7 +156,10 @@ def check_open_sections(cfg: Cfg, where: Where, src: str) -> None:
         given = dict(sec.get("params") or {})
         if given and params_class(cls) is NoParams:
             key = next(iter(given))
-            raise ConfigError(f"{where.get(path + (key,), where.get(path, src))}: unknown key '{section}.params.{key}': "
-                              f"{registry.kind} '{sec[reg_key]}' takes no parameters")
-        sec["params"] = resolve_params(given, params_class(cls), path, where, src,
-                                        f" ({registry.kind} '{sec[reg_key]}')")
+            raise ConfigError(
+                f"{where.get(path + (key,), where.get(path, src))}: unknown key '{section}.params.{key}': "
+                f"{registry.kind} '{sec[reg_key]}' takes no parameters"
+            )
+        sec["params"] = resolve_params(
+            given, params_class(cls), path, where, src, f" ({registry.kind} '{sec[reg_key]}')"
+        )

@@ -8,6 +8,7 @@ call costs one graph launch instead of one launch per kernel. At most ``max_grap
 (later shapes run the plain pass). A module whose forward cannot be captured (one that synchronises with the
 host, say) runs the plain pass, after a one-time warning.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -40,8 +41,15 @@ class ReplayedForward:
     """``forward(module, inputs)``: the module's eval-mode output without gradient, replayed as a CUDA graph
     on CUDA. ``what`` names the pass in the fallback warning and ``hint`` tells how to turn the graph off."""
 
-    def __init__(self, *, amp: bool = True, graph: bool = True, max_graphs: int = 4,
-                 what: str = "the forward pass", hint: str = ""):
+    def __init__(
+        self,
+        *,
+        amp: bool = True,
+        graph: bool = True,
+        max_graphs: int = 4,
+        what: str = "the forward pass",
+        hint: str = "",
+    ):
         self.amp = amp
         self.graph = graph
         self.max_graphs = max_graphs
@@ -84,8 +92,7 @@ class ReplayedForward:
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
             graph = torch.cuda.CUDAGraph()
-            with EvalMode(module), self.autocast(inputs.device, cache=False), \
-                    torch.cuda.graph(graph, pool=self._pool):
+            with EvalMode(module), self.autocast(inputs.device, cache=False), torch.cuda.graph(graph, pool=self._pool):
                 static_out = module(static_in)
             return static_in, static_out, graph
         except Exception as error:  # e.g. a forward that synchronises with the host
@@ -93,6 +100,9 @@ class ReplayedForward:
                 return None
             self._warned = True
             hint = f" ({self.hint})" if self.hint else ""
-            warnings.warn(f"{self.what} could not be captured as a CUDA graph ({type(error).__name__}: {error}); "
-                          f"running it without{hint}", stacklevel=2)
+            warnings.warn(
+                f"{self.what} could not be captured as a CUDA graph ({type(error).__name__}: {error}); "
+                f"running it without{hint}",
+                stacklevel=2,
+            )
             return None

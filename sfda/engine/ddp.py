@@ -11,6 +11,7 @@ hook returns at once and the trainer runs exactly as on one process.
   on every rank); per-sample loss state (NLNL, truncated GCE) exchanged after every step;
 - records: the epoch's training logs averaged over the ranks, the weighter's epoch gathered from every rank.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,9 +35,11 @@ from .sync_bn import GlobalBatchNorm, convert
 
 SYNC_BN = (GlobalBatchNorm, nn.SyncBatchNorm)
 # buffers are synchronised at the wrapper's creation (rank 0's) and at the end of every epoch, not per forward
-NO_FORWARD_SYNC: Dict[str, Any] = ({"forward_sync_buffers": False}
-                   if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-                   else {"broadcast_buffers": False})
+NO_FORWARD_SYNC: Dict[str, Any] = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
 
 
 class _Wrapped(DistributedDataParallel):
@@ -54,7 +57,7 @@ def _reseed_worker(rank: int, worker_id: int) -> None:
     """DataLoader worker seeds differ between ranks (the loaders share one generator)."""
     seed = derive_seed(torch.initial_seed(), rank)
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
@@ -103,15 +106,16 @@ class DistributedTraining:
             return ""
         sync = "synchronised" if any(isinstance(m, SYNC_BN) for m in self.model.modules()) else "per rank"
         terms = "global" if parallel.global_batch_terms() else "per rank"
-        return (f"{self.world_size} processes (rank 0 writes): {self.batch_size} images per process and step, "
-                f"BatchNorm statistics {sync}, batch-level loss terms {terms}")
+        return (
+            f"{self.world_size} processes (rank 0 writes): {self.batch_size} images per process and step, "
+            f"BatchNorm statistics {sync}, batch-level loss terms {terms}"
+        )
 
     # -- data ----------------------------------------------------------------------------------------------
     def samples_per_rank(self, size: int) -> int:
         return -(-size // self.world_size) if self.active else size
 
-    def train_sampler(self, sampler: Optional[Sampler], dataset: Any,
-                      generator: torch.Generator) -> Optional[Sampler]:
+    def train_sampler(self, sampler: Optional[Sampler], dataset: Any, generator: torch.Generator) -> Optional[Sampler]:
         """The epoch's sampler of this rank: the one-process order (``sampler``, or shuffling), sharded."""
         if not self.active:
             return sampler

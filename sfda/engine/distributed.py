@@ -10,6 +10,7 @@ Collectives time out after ``SFDA_DIST_TIMEOUT`` seconds (default 600): a rank s
 instead of hanging; a rank that stops with an error ends the others through torchrun (it stops every worker
 when one fails).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,14 @@ from ..errors import ConfigError
 DEFAULT_TIMEOUT_S = 600
 ERROR_KEY = "sfda/error/"
 ERROR_WAIT_S = 5.0  # how long a rank other than 0 waits to see whether rank 0 reports the same error
-PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "remote worker crashing",
-             "Socket closed", "Connection refused")
+PEER_GONE = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "Broken pipe",
+    "remote worker crashing",
+    "Socket closed",
+    "Connection refused",
+)
 TIMED_OUT = ("Timed out", "timed out", "Timeout", "timeout")
 
 
@@ -103,8 +110,10 @@ def place(device: torch.device) -> torch.device:
     local = int(os.environ.get("LOCAL_RANK", "0") or 0)
     count = torch.cuda.device_count()
     if local >= count:
-        raise ConfigError(f"local rank {local} has no GPU: this node has {count}; start at most {count} "
-                          "processes per node (torchrun --nproc_per_node)")
+        raise ConfigError(
+            f"local rank {local} has no GPU: this node has {count}; start at most {count} "
+            "processes per node (torchrun --nproc_per_node)"
+        )
     torch.cuda.set_device(local)
     return torch.device("cuda", local)
 
@@ -140,8 +149,10 @@ def collective_failure(error: BaseException) -> Optional[str]:
     if any(s in text for s in PEER_GONE):
         return ""
     if any(s in text for s in TIMED_OUT) and ("gloo" in text or "NCCL" in text or isinstance(error, dist.DistError)):
-        return (f"a collective timed out after {timeout_s():.0f} s: another process is stuck or much slower "
-                "(raise SFDA_DIST_TIMEOUT if some step legitimately takes longer)")
+        return (
+            f"a collective timed out after {timeout_s():.0f} s: another process is stuck or much slower "
+            "(raise SFDA_DIST_TIMEOUT if some step legitimately takes longer)"
+        )
     return "" if isinstance(error, dist.DistError) else None
 
 

@@ -3,6 +3,7 @@
 On several processes the loader is sharded (:class:`~sfda.samplers.sharded.ShardedSampler`, no padding): each
 rank runs its share and the pass is gathered with the dataset indices, so that every rank ends with the same
 tensors, holding every sample exactly once."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -18,8 +19,9 @@ from .progress import progress
 
 
 @torch.no_grad()
-def infer(model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = False, desc: str = "eval",
-          show: str = "none") -> Inference:
+def infer(
+    model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = False, desc: str = "eval", show: str = "none"
+) -> Inference:
     """Eval-mode pass; results are preallocated on the device and filled at the samples' indices."""
     was_training = model.training
     model.eval()
@@ -50,14 +52,17 @@ def infer(model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = Fals
     return Inference(features, logits, labels)
 
 
-def _gather(features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, mine: torch.Tensor,
-            size: int) -> Inference:
+def _gather(
+    features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, mine: torch.Tensor, size: int
+) -> Inference:
     """Every rank's rows of a sharded pass, in dataset order; each index must come exactly once."""
     rows, feats, outs, labs = parallel.gather_varlen(mine, features[mine], logits[mine], labels[mine])
     counts = torch.bincount(rows, minlength=size)
     if counts.numel() != size or bool((counts != 1).any()):
-        raise RuntimeError(f"the sharded evaluation pass covered {int((counts > 0).sum())} of {size} samples "
-                           f"({int((counts > 1).sum())} more than once)")
+        raise RuntimeError(
+            f"the sharded evaluation pass covered {int((counts > 0).sum())} of {size} samples "
+            f"({int((counts > 1).sum())} more than once)"
+        )
     features[rows], logits[rows], labels[rows] = feats, outs, labs
     return Inference(features, logits, labels)
 
@@ -68,8 +73,9 @@ def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes
     correct = (pred == labels).float()
     total = torch.bincount(labels, minlength=num_classes).float()
     hits = torch.bincount(labels, weights=correct, minlength=num_classes)
-    per_class = [None if total[k] == 0 else round(100.0 * hits[k].item() / total[k].item(), 4)
-                 for k in range(num_classes)]
+    per_class = [
+        None if total[k] == 0 else round(100.0 * hits[k].item() / total[k].item(), 4) for k in range(num_classes)
+    ]
     present = [v for v in per_class if v is not None]
     return {
         "accuracy": 100.0 * correct.mean().item(),

@@ -1,4 +1,5 @@
 """SGD with per-group lr multipliers and the learning-rate schedules."""
+
 from __future__ import annotations
 
 import math
@@ -17,9 +18,13 @@ def build_optimizer(groups: List[dict], optim_cfg: Any) -> torch.optim.Optimizer
     for group in groups:
         group["lr"] = optim_cfg.lr * group["lr_mult"]
     if optim_cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
-                               weight_decay=optim_cfg.weight_decay,
-                               nesterov=optim_cfg.nesterov and optim_cfg.momentum > 0)
+        return torch.optim.SGD(
+            groups,
+            lr=optim_cfg.lr,
+            momentum=optim_cfg.momentum,
+            weight_decay=optim_cfg.weight_decay,
+            nesterov=optim_cfg.nesterov and optim_cfg.momentum > 0,
+        )
     if optim_cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
     raise ConfigError(f"optim.optimizer must be 'sgd' or 'adamw', got '{optim_cfg.optimizer}'")

@@ -1,5 +1,6 @@
 """Progress display: tqdm bars on a terminal, nothing per batch otherwise (the trainer logs plain lines). On
 several processes only rank 0 shows anything."""
+
 from __future__ import annotations
 
 import sys

@@ -9,6 +9,7 @@ of the trained weights (supervised training evaluates after each epoch) and the 
 weighter statistics, evaluation after the epoch, time) and then the evaluation that starts the next epoch (or,
 for the last entry of an adaptation run, the final evaluation), with the method's statistics.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,12 +26,12 @@ def eval_summary(metrics: Dict[str, Any]) -> Dict[str, float]:
 
 @dataclass
 class EpochRecord:
-    epoch: int                                                   # 0-based
-    start_eval: Dict[str, float] = field(default_factory=dict)   # the starting weights (BEFORE_EACH_EPOCH)
-    method_stats: Dict[str, Any] = field(default_factory=dict)   # method.on_epoch_start's statistics
-    train_logs: Dict[str, float] = field(default_factory=dict)   # averaged over the epoch's steps; lr
-    weighting: Dict[str, float] = field(default_factory=dict)    # the weighter's statistics
-    end_eval: Dict[str, float] = field(default_factory=dict)     # the trained weights (AFTER_EACH_EPOCH)
+    epoch: int  # 0-based
+    start_eval: Dict[str, float] = field(default_factory=dict)  # the starting weights (BEFORE_EACH_EPOCH)
+    method_stats: Dict[str, Any] = field(default_factory=dict)  # method.on_epoch_start's statistics
+    train_logs: Dict[str, float] = field(default_factory=dict)  # averaged over the epoch's steps; lr
+    weighting: Dict[str, float] = field(default_factory=dict)  # the weighter's statistics
+    end_eval: Dict[str, float] = field(default_factory=dict)  # the trained weights (AFTER_EACH_EPOCH)
     time_s: float = 0.0
 
     def opening(self) -> Dict[str, Any]:
@@ -39,8 +40,12 @@ class EpochRecord:
 
     def closing(self) -> Dict[str, Any]:
         """What the history says about the epoch that produced the trained weights."""
-        return {**self.train_logs, **{f"w_{k}": v for k, v in self.weighting.items()}, **self.end_eval,
-                "time_s": self.time_s}
+        return {
+            **self.train_logs,
+            **{f"w_{k}": v for k, v in self.weighting.items()},
+            **self.end_eval,
+            "time_s": self.time_s,
+        }
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@
 - **Temporary files.** Files are written to ``.<name>.tmp<pid>`` and renamed; the temporary files a killed
   run left are removed when the next run takes the lock (nobody else can be writing then).
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,8 +36,17 @@ LOCK_FILE = ".lock"
 
 # Keys that do not change what a run computes: excluded from its identity.
 NOT_IDENTITY: Tuple[Tuple[str, ...], ...] = (
-    ("name",), ("label",), ("task",), ("benchmark",), ("output_root",), ("device",), ("log",),
-    ("data", "root"), ("data", "num_workers"), ("data", "cache_images"), ("source", "config"),
+    ("name",),
+    ("label",),
+    ("task",),
+    ("benchmark",),
+    ("output_root",),
+    ("device",),
+    ("log",),
+    ("data", "root"),
+    ("data", "num_workers"),
+    ("data", "cache_images"),
+    ("source", "config"),
 )
 
 
@@ -98,11 +108,13 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise RunFolderError(f"cannot create the run folder '{folder}': a file is in the way "
-                             "(set output_root= to another folder)") from None
+        raise RunFolderError(
+            f"cannot create the run folder '{folder}': a file is in the way (set output_root= to another folder)"
+        ) from None
     except OSError as e:
-        raise RunFolderError(f"cannot create the run folder '{folder}': {os_cause(e)} "
-                             "(set output_root= to a writable folder)") from None
+        raise RunFolderError(
+            f"cannot create the run folder '{folder}': {os_cause(e)} (set output_root= to a writable folder)"
+        ) from None
 
 
 def write_text_atomic(text: str, path: Path) -> None:
@@ -175,8 +187,10 @@ class RunLock:
         except OSError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise RunFolderError(f"the run folder '{self.folder}' is in use by process {holder}; wait for it to "
-                                 "finish (or stop it), or give this run another name= or output_root=") from None
+            raise RunFolderError(
+                f"the run folder '{self.folder}' is in use by process {holder}; wait for it to "
+                "finish (or stop it), or give this run another name= or output_root="
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

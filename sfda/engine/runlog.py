@@ -1,5 +1,6 @@
 """Per-run logging: a text log (``log.txt``) and the console, plus TensorBoard events. On several processes
 only rank 0 logs (the other ranks' logger is disabled and they open no file)."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,10 @@ def setup_console(level: int = logging.INFO) -> None:
     log.propagate = False
 
 
-TENSORBOARD_MISSING = ('TensorBoard off: the tensorboard package is not installed (pip install tensorboard, or '
-                       'pip install -e ".[tensorboard]"; log.tensorboard=false hides this notice)')
+TENSORBOARD_MISSING = (
+    "TensorBoard off: the tensorboard package is not installed (pip install tensorboard, or "
+    'pip install -e ".[tensorboard]"; log.tensorboard=false hides this notice)'
+)
 
 
 def _summary_writer(folder: Path) -> Optional[Any]:

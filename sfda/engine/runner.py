@@ -6,6 +6,7 @@ Run directory: ``<output_root>/<name>/seed<seed>/`` with ``config.yaml``, ``log.
 ``target_{F,B,C}.pt``) and ``metrics.json``. A finished run (metrics.json with ``finished: true``) is not
 redone unless forced.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -122,8 +123,9 @@ def source_checkpoint_dir(cfg) -> Path:
     return run_dir(source_config(cfg, cfg.get("_overrides", ())))
 
 
-def run_stage(cfg, *, force: bool = False, restart: bool = False,
-              stop_after_epoch: Optional[int] = None) -> Optional[dict]:
+def run_stage(
+    cfg, *, force: bool = False, restart: bool = False, stop_after_epoch: Optional[int] = None
+) -> Optional[dict]:
     """Run one stage in its run folder, or report it finished. The folder belongs to one resolved config and
     one process at a time (see :mod:`sfda.engine.rundir`)."""
     method_cls = METHODS.get(cfg.method.name, key="method.name")
@@ -138,8 +140,10 @@ def run_stage(cfg, *, force: bool = False, restart: bool = False,
         done = read_metrics(out)
         if done and done.get("finished") and not (force or restart):
             score = done.get("score", done.get("accuracy", 0))
-            log.info(f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); "
-                     "add --force to run it again from scratch")
+            log.info(
+                f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); "
+                "add --force to run it again from scratch"
+            )
             return done
         if main:
             if restart or force:
@@ -167,8 +171,10 @@ def check_folder_config(cfg, out: Path, force: bool) -> None:
         return
     diffs = differences(identity(saved), identity(cfg))
     if diffs:
-        raise RunFolderError(f"the run folder {out} holds a run of another config ({describe_differences(diffs)}); "
-                             "add --force to replace it, or set name= to keep both")
+        raise RunFolderError(
+            f"the run folder {out} holds a run of another config ({describe_differences(diffs)}); "
+            "add --force to replace it, or set name= to keep both"
+        )
 
 
 def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:
@@ -179,15 +185,27 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
         dataset_format = build_format(cfg)
         model = build_model(cfg)
     num_classes = dataset_format.num_classes
-    result = {"task": cfg.task, "method": cfg.method.name, "label": run_label(cfg), "benchmark": cfg.benchmark,
-              "seed": cfg.seed, "stage": method_cls.stage, "metric": cfg.eval.metric, "weighting": cfg.weighting.name,
-              "sampler": cfg.sampler.name, "name": cfg.name, "config": cfg.get("_file", ""),
-              "world_size": parallel.world_size()}
+    result = {
+        "task": cfg.task,
+        "method": cfg.method.name,
+        "label": run_label(cfg),
+        "benchmark": cfg.benchmark,
+        "seed": cfg.seed,
+        "stage": method_cls.stage,
+        "metric": cfg.eval.metric,
+        "weighting": cfg.weighting.name,
+        "sampler": cfg.sampler.name,
+        "name": cfg.name,
+        "config": cfg.get("_file", ""),
+        "world_size": parallel.world_size(),
+    }
     if method_cls.stage == "source":
         with parallel.main_first():
             train_set, eval_set = dataset_format.source_split(cfg.data.source)
-        runlog.info(f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, "
-                    f"{num_classes} classes")
+        runlog.info(
+            f"source {cfg.data.source}: {len(train_set)} train / {len(eval_set)} validation images, "
+            f"{num_classes} classes"
+        )
     else:
         src_dir = source_checkpoint_dir(cfg)
         load_fbc(model, src_dir, "source")  # a checkpoint of another shape stops here, naming the file
@@ -200,17 +218,30 @@ def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Op
     model.to(device)
     method = method_cls(model, num_classes, dict(cfg.method), cfg)
     method.setup(train_set, device)
-    trainer = Trainer(cfg, method, train_set, eval_set, device, runlog, out, build_weighter(cfg, num_classes),
-                      build_sampler(cfg, num_classes))
+    trainer = Trainer(
+        cfg,
+        method,
+        train_set,
+        eval_set,
+        device,
+        runlog,
+        out,
+        build_weighter(cfg, num_classes),
+        build_sampler(cfg, num_classes),
+    )
     fit = trainer.fit(stop_after_epoch=stop_after_epoch)
     if fit is None:
         runlog.info(f"stopped after epoch {stop_after_epoch}; rerun the same command to resume")
         return None
     final, history = fit.final, fit.history
-    result.update({
-        "accuracy": final["accuracy"], "mean_class_accuracy": final["mean_class_accuracy"],
-        "per_class_accuracy": final["per_class_accuracy"], "history": history,
-    })
+    result.update(
+        {
+            "accuracy": final["accuracy"],
+            "mean_class_accuracy": final["mean_class_accuracy"],
+            "per_class_accuracy": final["per_class_accuracy"],
+            "history": history,
+        }
+    )
     if method_cls.stage == "source":
         save_fbc(model, out, "source")
         result["val_accuracy"] = final["accuracy"]
@@ -242,8 +273,9 @@ def _other_domains(cfg, dataset_format, model, device, trainer: Trainer, runlog:
             continue
         dataset = dataset_format.domain(domain, train=False)
         loader = trainer.eval_loader(dataset)
-        inference = infer(model, loader, device, amp=trainer.use_amp, desc=f"source only on {domain}",
-                          show=trainer.show)
+        inference = infer(
+            model, loader, device, amp=trainer.use_amp, desc=f"source only on {domain}", show=trainer.show
+        )
         metrics = classification_metrics(inference.logits.argmax(1), inference.labels, dataset_format.num_classes)
         scores[domain] = float(metrics[cfg.eval.metric])
         runlog.info(f"source only {cfg.data.source} -> {domain}: {cfg.eval.metric} {scores[domain]:.2f}")

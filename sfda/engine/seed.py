@@ -1,5 +1,6 @@
 """Seeding. Every stage seeds all generators from the config's seed at its start, and every epoch reseeds
 from (seed, epoch), so a task run alone replays a sweep's run exactly and a resumed run continues exactly."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ def derive_seed(seed: int, *salt: int) -> int:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)

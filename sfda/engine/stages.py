@@ -11,6 +11,7 @@ Keys that must match across the stages (the architecture, the input size and nor
 classes) are compared between the source model's saved ``config.yaml`` and the adaptation config; a
 mismatch stops with one line naming the key and both values.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,14 +25,37 @@ from ..errors import ConfigError
 from .rundir import plain
 
 # sections/keys of an adaptation config that never configure its source stage
-ADAPTATION_ONLY: Tuple[str, ...] = ("method", "weighting", "sampler", "source", "data.target",
-                                    "name", "label", "task", "benchmark")
+ADAPTATION_ONLY: Tuple[str, ...] = (
+    "method",
+    "weighting",
+    "sampler",
+    "source",
+    "data.target",
+    "name",
+    "label",
+    "task",
+    "benchmark",
+)
 # settings of the adaptation config that its source stage inherits (besides the command line's overrides)
-CARRIED: Tuple[str, ...] = ("seed", "output_root", "device", "deterministic", "data.root", "data.num_workers",
-                            "data.cache_images", "data.skip_bad_images")
+CARRIED: Tuple[str, ...] = (
+    "seed",
+    "output_root",
+    "device",
+    "deterministic",
+    "data.root",
+    "data.num_workers",
+    "data.cache_images",
+    "data.skip_bad_images",
+)
 # what the source model and its adaptation must agree on
-MUST_MATCH: Tuple[str, ...] = ("model.backbone", "model.params", "model.bottleneck_dim", "model.bottleneck",
-                               "model.classifier", "data.num_classes")
+MUST_MATCH: Tuple[str, ...] = (
+    "model.backbone",
+    "model.params",
+    "model.bottleneck_dim",
+    "model.bottleneck",
+    "model.classifier",
+    "data.num_classes",
+)
 # the evaluation-time input (image mode, size, normalisation) comes from these; training augmentation may differ
 INPUT_KEYS: Tuple[str, ...] = ("data.transform", "data.resize_size", "data.crop_size")
 
@@ -67,8 +91,10 @@ def source_config(cfg: Cfg, overrides: Sequence[str] = (), source_overrides: Seq
     """The source-stage config of an adaptation config: the ``source.config`` file, with the adaptation
     config's carried settings, then every override that is not adaptation-only, then ``--source-set``."""
     if not cfg.source.config:
-        raise ConfigError("source.config is not set: `sfda run` needs it to train the source model "
-                          "(or set source.checkpoint to a folder with source_F/B/C.pt)")
+        raise ConfigError(
+            "source.config is not set: `sfda run` needs it to train the source model "
+            "(or set source.checkpoint to a folder with source_F/B/C.pt)"
+        )
     carried = [f"{k}={json.dumps(_get(cfg, k))}" for k in CARRIED]
     both, _ = split_overrides(overrides)
     return load_config(cfg.source.config, carried + both + list(source_overrides))
@@ -96,15 +122,21 @@ def check_source_matches(cfg: Cfg, source_dir: Path) -> None:
         saved = yaml.safe_load(saved_file.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return
-    mismatched = [key for key in MUST_MATCH if plain(_get(saved, key) if _get(saved, key) is not None or
-                                                     key != "model.params" else {}) != plain(_get(cfg, key))]
+    mismatched = [
+        key
+        for key in MUST_MATCH
+        if plain(_get(saved, key) if _get(saved, key) is not None or key != "model.params" else {})
+        != plain(_get(cfg, key))
+    ]
     if not mismatched and _eval_input(saved) != _eval_input(cfg):
         mismatched = [key for key in INPUT_KEYS if _get(saved, key) != _get(cfg, key)] or list(INPUT_KEYS[:1])
     if mismatched:
         key = mismatched[0]
         ours, theirs = plain(_get(cfg, key)), plain(_get(saved, key))
-        raise ConfigError(f"'{key}' is {json.dumps(ours)} here but the source model in {source_dir} was trained "
-                          f"with {json.dumps(theirs)}; use the same value (or train a source model for this one)")
+        raise ConfigError(
+            f"'{key}' is {json.dumps(ours)} here but the source model in {source_dir} was trained "
+            f"with {json.dumps(theirs)}; use the same value (or train a source model for this one)"
+        )
 
 
 def _eval_input(cfg: Any) -> str:

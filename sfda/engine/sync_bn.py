@@ -7,6 +7,7 @@ how the multi-process tests run) :class:`GlobalBatchNorm` does the same with two
 (the global mean, then the global variance around it). In evaluation mode, and with one process, both are
 plain batch normalisation.
 """
+
 from __future__ import annotations
 
 from typing import Type
@@ -44,7 +45,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             with torch.no_grad():
                 assert self.num_batches_tracked is not None
                 self.num_batches_tracked.add_(1)
-                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum)
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 n = float(count)
                 unbiased = var.detach() * (n / max(n - 1.0, 1.0))
                 self.running_mean.mul_(1 - factor).add_(mean.detach().to(self.running_mean.dtype), alpha=factor)
@@ -77,4 +78,3 @@ def _convert(module: nn.Module, cls: Type[nn.modules.batchnorm._BatchNorm]) -> n
     for name, child in module.named_children():
         out.add_module(name, _convert(child, cls))
     return out
-

@@ -8,6 +8,7 @@ weighting the per-sample loss; record the epoch (:class:`~sfda.engine.records.Ep
 state atomically. A killed run resumes from its last finished epoch and ends with exactly the numbers an
 uninterrupted run gives.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,14 +57,26 @@ class TrainableMethod(Protocol):
 
 def _check_finite(loss_sum: float, epoch: int, iteration: int) -> None:
     if not math.isfinite(loss_sum):
-        raise SfdaError(f"the loss became {loss_sum} during epoch {epoch + 1} (by iteration {iteration}); lower "
-                        "optim.lr or check the loss settings (the last finished epoch is kept: rerun to resume "
-                        "from it)")
+        raise SfdaError(
+            f"the loss became {loss_sum} during epoch {epoch + 1} (by iteration {iteration}); lower "
+            "optim.lr or check the loss settings (the last finished epoch is kept: rerun to resume "
+            "from it)"
+        )
 
 
 class Trainer:
-    def __init__(self, cfg: Any, method: TrainableMethod, train_set: Any, eval_set: Any, device: Any, runlog: Any,
-                 run_dir: Path, weighter: Weighter, sampler: ClassSampler):
+    def __init__(
+        self,
+        cfg: Any,
+        method: TrainableMethod,
+        train_set: Any,
+        eval_set: Any,
+        device: Any,
+        runlog: Any,
+        run_dir: Path,
+        weighter: Weighter,
+        sampler: ClassSampler,
+    ):
         self.cfg = cfg
         self.method = method
         self.model = method.model
@@ -88,22 +101,37 @@ class Trainer:
 
     # -- data --------------------------------------------------------------------------------------------
     def loader_kwargs(self) -> Dict[str, Any]:
-        return {"num_workers": int(self.cfg.data.num_workers), "pin_memory": self.device.type == "cuda",
-                "persistent_workers": False}
+        return {
+            "num_workers": int(self.cfg.data.num_workers),
+            "pin_memory": self.device.type == "cuda",
+            "persistent_workers": False,
+        }
 
     def train_loader(self, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(derive_seed(self.cfg.seed, epoch, 1))
         sampler = self.sampler.build(self.method.sampler_labels(), epoch, self.epochs, generator)
         sampler = self.dist.train_sampler(sampler, self.train_set, generator)
-        return DataLoader(self.train_set, batch_size=self.dist.batch_size, shuffle=sampler is None, sampler=sampler,
-                          generator=generator, drop_last=False, worker_init_fn=self.dist.worker_init(),
-                          **self.loader_kwargs())
+        return DataLoader(
+            self.train_set,
+            batch_size=self.dist.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=generator,
+            drop_last=False,
+            worker_init_fn=self.dist.worker_init(),
+            **self.loader_kwargs(),
+        )
 
     def eval_loader(self, dataset: Any = None) -> DataLoader:
         """The evaluation loader of ``dataset`` (default: the evaluation set); sharded over the ranks."""
         dataset = self.eval_set if dataset is None else dataset
-        return DataLoader(dataset, batch_size=self.dist.test_batch_size, shuffle=False,
-                          sampler=self.dist.eval_sampler(dataset), **self.loader_kwargs())
+        return DataLoader(
+            dataset,
+            batch_size=self.dist.test_batch_size,
+            shuffle=False,
+            sampler=self.dist.eval_sampler(dataset),
+            **self.loader_kwargs(),
+        )
 
     def evaluate(self, desc: str = "eval") -> Tuple[Inference, Dict[str, Any]]:
         inference = infer(self.model, self.eval_loader(), self.device, amp=self.use_amp, desc=desc, show=self.show)
@@ -112,10 +140,16 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------------------
     def _state(self, records: List[EpochRecord], best: BestWeights, iteration: int, optimizer) -> dict:
         return {
-            "epoch_done": len(records), "iteration": iteration, "records": [r.to_dict() for r in records],
-            "best": best.to_dict(), "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "method": self.method.state_dict(),
-            "weighter": self.weighter.state_dict(), "weighting_output": self.weighting_output.state_dict(),
+            "epoch_done": len(records),
+            "iteration": iteration,
+            "records": [r.to_dict() for r in records],
+            "best": best.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(),
+            "weighter": self.weighter.state_dict(),
+            "weighting_output": self.weighting_output.state_dict(),
         }
 
     def _load_state(self, optimizer) -> Optional[Tuple[List[EpochRecord], BestWeights, int]]:
@@ -127,8 +161,9 @@ class Trainer:
             records = [EpochRecord(**record) for record in state["records"]]
             best = BestWeights(**state["best"])
         except Exception as e:
-            raise SfdaError(f"cannot read the resume state '{path}' ({type(e).__name__}); delete it or rerun "
-                            "with --restart") from None
+            raise SfdaError(
+                f"cannot read the resume state '{path}' ({type(e).__name__}); delete it or rerun with --restart"
+            ) from None
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -168,8 +203,9 @@ class Trainer:
         self.log.scalars({k: v for k, v in entries[-1].items() if k != "epoch"}, self.epochs, "epoch/")
         return FitResult(entries, final, best.epoch)
 
-    def _run_epoch(self, epoch: int, optimizer, best: BestWeights,
-                   iteration: int) -> Tuple[EpochRecord, BestWeights, int]:
+    def _run_epoch(
+        self, epoch: int, optimizer, best: BestWeights, iteration: int
+    ) -> Tuple[EpochRecord, BestWeights, int]:
         seed_everything(parallel.rank_seed(derive_seed(self.cfg.seed, epoch)))
         started = time.time()
         record = EpochRecord(epoch)
@@ -198,15 +234,17 @@ class Trainer:
         self.method.train_mode()
         sums: Dict[str, Any] = {}
         steps = 0
-        for images, labels, indices in progress(self.train_loader(epoch), desc=f"epoch {epoch + 1}/{self.epochs}",
-                                                mode=self.show):
+        for images, labels, indices in progress(
+            self.train_loader(epoch), desc=f"epoch {epoch + 1}/{self.epochs}", mode=self.show
+        ):
             if images.shape[0] < 2:  # BatchNorm cannot train on one sample (skipped, as the reference code does)
                 continue
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             indices = indices.to(self.device, non_blocking=True)
-            step_logs = self.train_step(images, labels, indices, optimizer,
-                                        StepInfo(epoch, self.epochs, iteration, self.total_iters))
+            step_logs = self.train_step(
+                images, labels, indices, optimizer, StepInfo(epoch, self.epochs, iteration, self.total_iters)
+            )
             iteration += 1
             if step_logs is None:
                 continue
@@ -222,8 +260,9 @@ class Trainer:
         logs["lr"] = optim_cfg.lr * lr_factor(optim_cfg, max(iteration - 1, 0), self.total_iters, self.iters_per_epoch)
         return logs, iteration
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, optimizer,
-                   info: StepInfo) -> Optional[Dict[str, Any]]:
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, optimizer, info: StepInfo
+    ) -> Optional[Dict[str, Any]]:
         """One optimisation step on a batch already on the device; returns the step's logs (floats or
         detached tensors; None if the method produced no trainable loss)."""
         optim_cfg = self.cfg.optim
@@ -232,8 +271,9 @@ class Trainer:
             step = self.method.training_step(Batch(images, labels, indices), info)
             loss = step.reduced_loss
             if step.per_sample is not None:
-                loss = loss + self.weighter.weighted_loss(step.per_sample.float(),
-                                                          self._weight_input(step, images, indices, info))
+                loss = loss + self.weighter.weighted_loss(
+                    step.per_sample.float(), self._weight_input(step, images, indices, info)
+                )
         if not torch.is_tensor(loss) or not loss.requires_grad:
             return None
         optimizer.zero_grad(set_to_none=True)
@@ -246,12 +286,19 @@ class Trainer:
         self.dist.after_step(indices)
         return {"loss": loss.detach(), **step.logs}
 
-    def _weight_input(self, step: StepOutput, images: torch.Tensor, indices: torch.Tensor,
-                      info: StepInfo) -> WeightInput:
+    def _weight_input(
+        self, step: StepOutput, images: torch.Tensor, indices: torch.Tensor, info: StepInfo
+    ) -> WeightInput:
         assert step.targets is not None, "a StepOutput with per_sample needs its targets"
-        return WeightInput(self.model, step.weight_images if step.weight_images is not None else images,
-                           step.targets, step.logits.detach() if step.logits is not None else None, indices,
-                           info.epoch, info.progress)
+        return WeightInput(
+            self.model,
+            step.weight_images if step.weight_images is not None else images,
+            step.targets,
+            step.logits.detach() if step.logits is not None else None,
+            indices,
+            info.epoch,
+            info.progress,
+        )
 
     def _report(self, boundary: Dict[str, Any], after: Dict[str, Any]) -> None:
         """Log an epoch: ``boundary`` is the history entry of its starting weights, ``after`` its training."""

@@ -2,6 +2,7 @@
 histograms and scalars to the run log (TensorBoard), and the per-sample arrays of the first and the last epoch
 into a file of the run directory (NS: ``ns_scores.pt`` = ``{"first": ..., "last": ...}``, read by ``sfda plot``).
 The kept arrays are part of the resume state, so a resumed run writes the same file."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@ negative loss, with an L1 penalty on the parameters in place of weight decay.
 
 Notation: log p = log_softmax(z), y the (pseudo-)label, p_y its probability, K the classes.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ class _ActiveNegative(Loss):
         """(active, negative) per sample."""
         raise NotImplementedError
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         active, negative = self.terms(F.log_softmax(as_float(logits), dim=1), targets)
         return self.hparams.alpha * active + self.hparams.beta * negative
 

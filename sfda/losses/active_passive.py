@@ -7,6 +7,7 @@ log p = log_softmax(z), y the (pseudo-)label, p_y its probability, K the classes
 RCE with a one-hot label and log 0 := A is -A (1 - p_y); A = ln(1e-4) = -9.21, the value all reference code
 uses (the one-hot label clipped at 1e-4).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,14 +66,16 @@ class SymmetricCrossEntropy(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         hp = self.hparams
         lp_y = pick(F.log_softmax(as_float(logits), dim=1), targets)
         return hp.alpha * (-lp_y) + hp.beta * rce(lp_y, hp.A)
 
 
 # ---- APL: alpha * (NCE or NFL) + beta * (RCE or MAE) ---------------------------------------------------------
+
 
 @dataclass
 class ActivePassiveParams(LossParams):
@@ -91,8 +94,9 @@ class _ActivePassive(Loss):
     def passive(self, log_py: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         lp = F.log_softmax(as_float(logits), dim=1)
         lp_y = pick(lp, targets)  # picked first: fixes the order in which autograd sums into log p
         return self.hparams.alpha * self.active(lp, targets) + self.hparams.beta * self.passive(lp_y)
@@ -177,12 +181,14 @@ class NFLandMAE(_ActivePassive):
 
 # ---- the terms alone ------------------------------------------------------------------------------------------
 
+
 @LOSSES.register("nce")
 class NormalizedCE(Loss):
     """NCE alone (APL's active term): log p_y / sum_k log p_k, in [0, 1]."""
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return nce(F.log_softmax(as_float(logits), dim=1), targets)
 
 
@@ -196,8 +202,9 @@ class NormalizedFocal(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return nfl(F.log_softmax(as_float(logits), dim=1), targets, self.hparams.gamma)
 
 
@@ -211,8 +218,9 @@ class ReverseCE(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return rce(pick(F.log_softmax(as_float(logits), dim=1), targets), self.hparams.A)
 
 
@@ -226,6 +234,7 @@ class MeanAbsoluteError(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return self.hparams.scale * one_minus_p(pick(F.log_softmax(as_float(logits), dim=1), targets))

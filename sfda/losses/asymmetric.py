@@ -3,6 +3,7 @@
 An asymmetric loss of u = p_y is robust to label noise without being symmetric; the paper pairs each with
 NCE as the active term. Notation: log p = log_softmax(z), y the (pseudo-)label, u = p_y.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ class _Asymmetric(Loss):
     def asymmetric(self, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         lp = F.log_softmax(as_float(logits), dim=1)
         return self.asymmetric(torch.exp(pick(lp, targets)))
 
@@ -98,6 +100,7 @@ class AEL(_Asymmetric):
 
 # ---- alpha * NCE + beta * asymmetric ---------------------------------------------------------------------------
 
+
 @dataclass
 class NCEPlusParams(LossParams):
     alpha: float = param(1.0, low=0.0, help="weight of NCE")
@@ -107,8 +110,9 @@ class NCEPlusParams(LossParams):
 class _NCEPlusAsymmetric(_Asymmetric):
     hparams: NCEPlusParams
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         lp = F.log_softmax(as_float(logits), dim=1)
         loss = self.asymmetric(torch.exp(pick(lp, targets)))
         return self.hparams.alpha * nce(lp, targets) + self.hparams.beta * loss

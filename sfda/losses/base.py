@@ -16,6 +16,7 @@ State that a loss keeps between calls (per-sample rows, queues, counters) lives 
 rows in a :class:`sfda.state.PerSampleState`), so ``state_dict()`` holds all of it and a resumed run continues
 exactly. Losses are computed in float32 even under autocast.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ class Loss(nn.Module):
         self.num_classes = num_classes
         self.hparams = cast(LossParams, hparams_for(type(self), hparams, overrides, prefix=KEY_PREFIX))
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def update_labels(self, labels: torch.Tensor) -> None:

@@ -1,4 +1,5 @@
 """Cross-entropy and label smoothing."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from .base import Loss, LossParams
 class CrossEntropy(Loss):
     """-log p_y."""
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets, reduction="none")
 
 
@@ -31,6 +33,7 @@ class LabelSmoothing(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return F.cross_entropy(logits.float(), targets, reduction="none", label_smoothing=self.hparams.eps)

@@ -4,6 +4,7 @@ The eps-softmax pt = (p + m e_argmax) / (1 + m) pushes the prediction towards a 
 bounds CE's excess risk under label noise; the paper pairs it with MAE. Notation: z logits,
 log p = log_softmax(z), y the (pseudo-)label, p_y its probability.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,9 @@ class EpsSoftmaxCEandMAE(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         hp = self.hparams
         z = as_float(logits)
         lp = F.log_softmax(z, dim=1)

@@ -9,6 +9,7 @@ times -1 when ``flip`` is set; the batch reduction (a mean, or the sample weight
 language and its 27 + 7 operators: :mod:`sfda.losses.expression_grammar` and docs/losses.md. A formula that
 does not parse stops the config at load time with the position of the error.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,11 +33,14 @@ class NamedFormula(NamedTuple):
 # NeuroLoss1-3 are not here: their equations are not public (docs/losses.md shows how to add a formula).
 FORMULAS: Dict[str, NamedFormula] = {
     "ce": NamedFormula("-y * log(p)", "cross-entropy -sum_k y_k ln(p_k + eps): the NeuroLoss code's CE baseline"),
-    "ngl": NamedFormula("exp(2.4092 - p * (1 + y)) - cos(cos(sin(p)))",
-                        "NGL (Akhmedova and Koerber 2024); the built-in `ngl` with class_reduction sum "
-                        "(class_reduction: mean for the reference's mean over the classes)"),
-    "baikal": NamedFormula("-(log(p) - y / p)",
-                           "the 'Baikal' baseline of the NeuroLoss code: -sum_k [ln(p_k + eps) - y_k / (p_k + eps)]"),
+    "ngl": NamedFormula(
+        "exp(2.4092 - p * (1 + y)) - cos(cos(sin(p)))",
+        "NGL (Akhmedova and Koerber 2024); the built-in `ngl` with class_reduction sum "
+        "(class_reduction: mean for the reference's mean over the classes)",
+    ),
+    "baikal": NamedFormula(
+        "-(log(p) - y / p)", "the 'Baikal' baseline of the NeuroLoss code: -sum_k [ln(p_k + eps) - y_k / (p_k + eps)]"
+    ),
     "brier": NamedFormula("square(p - y)", "Brier (quadratic) score sum_k (p_k - y_k)^2"),
 }
 
@@ -61,12 +65,14 @@ class ExpressionLoss(Loss):
 
     @dataclass
     class Params(LossParams):
-        formula: str = param("ce", help="a formula over p, y, K (docs/losses.md) or a shipped name: "
-                                        + ", ".join(FORMULAS))
+        formula: str = param(
+            "ce", help="a formula over p, y, K (docs/losses.md) or a shipped name: " + ", ".join(FORMULAS)
+        )
         flip: bool = param(False, help="multiply the per-sample value by -1 (the NeuroLoss 'flip' sign)")
         class_reduction: Literal["sum", "mean"] = param("sum", help="sum (NeuroLoss) or mean over the classes")
-        label_smoothing: float = param(0.0, low=0.0, high=1.0, high_open=True,
-                                       help="y = (1 - ls) one-hot + ls / K, as the NeuroLoss code's option")
+        label_smoothing: float = param(
+            0.0, low=0.0, high=1.0, high_open=True, help="y = (1 - ls) one-hot + ls / K, as the NeuroLoss code's option"
+        )
 
         def check(self) -> None:
             try:
@@ -85,8 +91,9 @@ class ExpressionLoss(Loss):
         k = torch.tensor(float(probs.shape[1]), dtype=torch.float32, device=probs.device)
         return evaluate(self.tree, {"p": probs, "y": labels, "K": k}).expand_as(probs)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         probs = torch.softmax(logits.float(), dim=1)
         labels = F.one_hot(targets.long(), probs.shape[1]).to(probs.dtype)
         smoothing = float(self.hparams.label_smoothing)

@@ -17,6 +17,7 @@ operators); ``eps = 1e-7`` appears exactly where their code puts it, inside loga
 nowhere else (``p`` is not clipped). ``x / z`` is their protected division ``x / (z + eps)``. ``cos`` is an
 addition of sfda (NGL needs it). Errors are :class:`FormulaError` with the 1-based position in the formula.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -75,8 +76,10 @@ ALIASES = {"ln": "log"}
 INFIX = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 VARIABLES = ("p", "y", "K")
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
-                    r"|(?P<op>[-+*/(),]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
+    r"|(?P<op>[-+*/(),]))"
+)
 
 
 class FormulaError(ValueError):
@@ -164,8 +167,9 @@ class _Parser:
             self.expect(")")
             return node
         if kind != "name":
-            raise FormulaError(pos, "syntax error",
-                               f"expected a number, a name or '(', got {_describe((kind, text, pos))}")
+            raise FormulaError(
+                pos, "syntax error", f"expected a number, a name or '(', got {_describe((kind, text, pos))}"
+            )
         if self.peek()[1] != "(" or self.peek()[0] != "op":
             if text not in VARIABLES:
                 hint = " (an operator needs its argument in parentheses)" if _arity(text) else ""
@@ -184,8 +188,7 @@ class _Parser:
             args.append(self.expr())
         self.expect(")")
         if len(args) != arity:
-            raise FormulaError(pos, "wrong number of arguments",
-                               f"{text!r} takes {arity}, got {len(args)}")
+            raise FormulaError(pos, "wrong number of arguments", f"{text!r} takes {arity}, got {len(args)}")
         return Node("call", name, tuple(args), pos)
 
 

@@ -4,6 +4,7 @@ Both are CE in a limit (focal gamma 0, Poly-1 eps 0); the Poly-1 paper writes CE
 polynomial series in (1 - p_y) and Poly-1 perturbs the first coefficient. Notation: z logits,
 log p = log_softmax(z), y the (pseudo-)label, p_y its probability.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,14 +44,17 @@ class FocalLoss(Loss):
         super().__init__(num_classes, hparams, **overrides)
         alpha = self.hparams.alpha
         if alpha is not None and len(alpha) != num_classes:
-            raise ConfigError(f"loss '{self.name}': 'alpha' must list one weight per class ({num_classes}), got "
-                              f"{len(alpha)}; set method.pl_loss.alpha (or method.loss.alpha) to null or "
-                              f"{num_classes} weights")
+            raise ConfigError(
+                f"loss '{self.name}': 'alpha' must list one weight per class ({num_classes}), got "
+                f"{len(alpha)}; set method.pl_loss.alpha (or method.loss.alpha) to null or "
+                f"{num_classes} weights"
+            )
         # a constant of the configuration, moved with the loss but not part of its state
         self.register_buffer("class_alpha", None if alpha is None else torch.tensor(alpha), persistent=False)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         gamma = self.hparams.gamma
         z = as_float(logits)
         lp_y = pick(F.log_softmax(z, dim=1), targets)
@@ -78,7 +82,8 @@ class PolyLoss(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         lp_y = pick(F.log_softmax(as_float(logits), dim=1), targets)
         return -lp_y + self.hparams.eps * one_minus_p(lp_y)

@@ -5,6 +5,7 @@
   (at logits +-30, 1 - p_y is 1e-26 and would round to 0 in float32 if computed as ``1 - p_y``);
 - ``p_y^q`` is ``exp(q log p_y)`` and ``1 - p_y^q`` is ``-expm1(q log p_y)`` (exact as q -> 0).
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 L_q(p_y) = (1 - p_y^q) / q interpolates between CE (q -> 0) and MAE's 1 - p_y (q = 1). Notation: z logits,
 log p = log_softmax(z), y the (pseudo-)label, p_y its probability, K the classes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ class GeneralizedCrossEntropy(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return gce_term(pick(F.log_softmax(as_float(logits), dim=1), targets), self.hparams.q)
 
 
@@ -69,16 +71,21 @@ class TruncatedGCE(Loss):
     def __init__(self, num_classes: int, hparams: Optional[Params] = None, **overrides: Any) -> None:
         super().__init__(num_classes, hparams, **overrides)
         # per sample: keep mask, softmax output of the last visit, visits, mask due for recomputation
-        self.samples = PerSampleState(mask=((), torch.float32, 1.0), record=((num_classes,), torch.float32, 0.0),
-                                      visits=((), torch.long, 0), due=((), torch.bool, False))
+        self.samples = PerSampleState(
+            mask=((), torch.float32, 1.0),
+            record=((num_classes,), torch.float32, 0.0),
+            visits=((), torch.long, 0),
+            due=((), torch.bool, False),
+        )
 
     def update_labels(self, labels: torch.Tensor) -> None:
         """A (pseudo-)label refresh: size the state to the training set, recompute every mask on next use."""
         self.samples.grow(int(labels.numel()), labels.device)
         self.samples.get("due").fill_(True)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         q, k = self.hparams.q, self.hparams.k
         start, every = self.hparams.start_prune, self.hparams.prune_every
         lp_y = pick(F.log_softmax(as_float(logits), dim=1), targets)
@@ -100,7 +107,7 @@ class TruncatedGCE(Loss):
             record[idx] = torch.softmax(as_float(logits).detach(), dim=1)
             visits[idx] += 1
             keep = mask[idx]
-        lq_k = (1.0 - k ** q) / q
+        lq_k = (1.0 - k**q) / q
         return keep * lq + (1.0 - keep) * lq_k
 
     def kept_fraction(self) -> float:

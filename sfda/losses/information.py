@@ -1,5 +1,6 @@
 """Information maximisation (SHOT): mean per-sample entropy minus the entropy of the batch-mean prediction.
 On several processes the batch mean is that of the global batch (``distributed.global_batch_terms``)."""
+
 from __future__ import annotations
 
 import torch

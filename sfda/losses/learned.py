@@ -22,6 +22,7 @@ CE's does (z_y up, the others down in proportion to p_k), scaled per sample by t
 network can lower the loss by flattening the wrong classes, which drove LeNet to a constant output in source
 training on the digits (docs/losses.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -77,22 +78,33 @@ def uniform_features(num_classes: torch.Tensor) -> torch.Tensor:
 def _unpack(theta: torch.Tensor, hidden: int) -> Dict[str, torch.Tensor]:
     h = hidden
     pop = theta.shape[0]
-    return {"w": F.softplus(theta[:, : 2 * h]).view(pop, h, 2), "v": theta[:, 2 * h: 5 * h].view(pop, h, 3),
-            "b": theta[:, 5 * h: 6 * h], "a": F.softplus(theta[:, 6 * h: 7 * h]),
-            "slope_u1": F.softplus(theta[:, 7 * h]) + MIN_SLOPE, "slope_u2": F.softplus(theta[:, 7 * h + 1])}
+    return {
+        "w": F.softplus(theta[:, : 2 * h]).view(pop, h, 2),
+        "v": theta[:, 2 * h : 5 * h].view(pop, h, 3),
+        "b": theta[:, 5 * h : 6 * h],
+        "a": F.softplus(theta[:, 6 * h : 7 * h]),
+        "slope_u1": F.softplus(theta[:, 7 * h]) + MIN_SLOPE,
+        "slope_u2": F.softplus(theta[:, 7 * h + 1]),
+    }
 
 
 def _pre(weights: Dict[str, torch.Tensor], features: torch.Tensor) -> torch.Tensor:
-    return (torch.einsum("phf,nf->pnh", weights["w"], features[:, :2])
-            + torch.einsum("phc,nc->pnh", weights["v"], features[:, 2:]) + weights["b"][:, None, :])
+    return (
+        torch.einsum("phf,nf->pnh", weights["w"], features[:, :2])
+        + torch.einsum("phc,nc->pnh", weights["v"], features[:, 2:])
+        + weights["b"][:, None, :]
+    )
 
 
 def raw_values(theta: torch.Tensor, features: torch.Tensor, hidden: int) -> torch.Tensor:
     """Unnormalised losses [P, N] of P weight vectors ``theta`` [P, D] on features [N, 5]."""
     wts = _unpack(theta, hidden)
     hid = F.softplus(_pre(wts, features))
-    return ((hid * wts["a"][:, None, :]).sum(-1) + wts["slope_u1"][:, None] * features[:, 0]
-            + wts["slope_u2"][:, None] * features[:, 1])
+    return (
+        (hid * wts["a"][:, None, :]).sum(-1)
+        + wts["slope_u1"][:, None] * features[:, 0]
+        + wts["slope_u2"][:, None] * features[:, 1]
+    )
 
 
 def uniform_slope(theta: torch.Tensor, num_classes: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -127,8 +139,10 @@ def read_loss_file(path: str) -> Dict[str, Any]:
     except Exception:  # any unreadable file is reported the same way
         ok = False
     if not ok:
-        raise ValueError(f"'{path}' is not a learned loss file written by `sfda loss pretrain` (corrupt or another "
-                         f"format); recreate it with `sfda loss pretrain --out {path}`")
+        raise ValueError(
+            f"'{path}' is not a learned loss file written by `sfda loss pretrain` (corrupt or another "
+            f"format); recreate it with `sfda loss pretrain --out {path}`"
+        )
     return record
 
 
@@ -141,10 +155,16 @@ class LearnedLoss(Loss):
 
     @dataclass
     class Params(LossParams):
-        path: str = param(SHIPPED_FILE, help="file written by `sfda loss pretrain --out FILE` (default: the "
-                                             "shipped one, made by `sfda loss pretrain --out " + SHIPPED_FILE + "`)")
-        detach_context: bool = param(True, help="no gradient through the non-target features (c1, c2): the "
-                                                "gradient points where CE's does, scaled per sample")
+        path: str = param(
+            SHIPPED_FILE,
+            help="file written by `sfda loss pretrain --out FILE` (default: the "
+            "shipped one, made by `sfda loss pretrain --out " + SHIPPED_FILE + "`)",
+        )
+        detach_context: bool = param(
+            True,
+            help="no gradient through the non-target features (c1, c2): the "
+            "gradient points where CE's does, scaled per sample",
+        )
 
         def check(self) -> None:
             try:
@@ -167,8 +187,9 @@ class LearnedLoss(Loss):
         self.register_buffer("theta", theta)
         self.register_buffer("scale", uniform_slope(theta, torch.tensor([float(num_classes)]), self.hidden)[0])
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         features = loss_features(logits, targets)
         if self.hparams.detach_context:
             features = torch.cat([features[:, :2], features[:, 2:].detach()], dim=1)

@@ -14,6 +14,7 @@ Base predictions come from a mixture over five regimes that stresses where losse
 confident right, confident wrong, near ties between the label and one other class, and generic
 predictions of random temperature. K is log-uniform in [k_min, k_max]; each block of pairs has one K.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,11 +30,11 @@ KINDS = ("lower_true", "sharpen", "independent")
 @dataclass
 class PairBlock:
     num_classes: int
-    better: torch.Tensor   # [n, K] float32 logits of the less erroneous prediction
-    worse: torch.Tensor    # [n, K] float32 logits of the more erroneous one
+    better: torch.Tensor  # [n, K] float32 logits of the less erroneous prediction
+    worse: torch.Tensor  # [n, K] float32 logits of the more erroneous one
     targets: torch.Tensor  # [n] labels
-    regime: torch.Tensor   # [n] index into REGIMES
-    kind: torch.Tensor     # [n] index into KINDS
+    regime: torch.Tensor  # [n] index into REGIMES
+    kind: torch.Tensor  # [n] index into KINDS
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -50,13 +51,13 @@ def base_predictions(rng: np.random.Generator, regime: np.ndarray, targets: np.n
     n = len(targets)
     rows = np.arange(n)
     z = rng.standard_normal((n, k))
-    z *= np.where(regime == 0, rng.uniform(0.0, 0.5, n), 1.0)[:, None]                       # near-uniform
+    z *= np.where(regime == 0, rng.uniform(0.0, 0.5, n), 1.0)[:, None]  # near-uniform
     z *= np.where(regime == 4, np.exp(rng.uniform(np.log(0.3), np.log(5.0), n)), 1.0)[:, None]  # generic
     other = _other_class(rng, targets, k)
     boost = rng.uniform(3.0, 15.0, n)
-    z[rows, targets] += np.where(regime == 1, boost, 0.0)                                     # confident right
-    z[rows, other] += np.where(regime == 2, boost, 0.0)                                       # confident wrong
-    tie = regime == 3                                                                         # near tie
+    z[rows, targets] += np.where(regime == 1, boost, 0.0)  # confident right
+    z[rows, other] += np.where(regime == 2, boost, 0.0)  # confident wrong
+    tie = regime == 3  # near tie
     level = rng.uniform(2.0, 10.0, n)
     z[rows[tie], targets[tie]] = level[tie] + 0.1 * rng.standard_normal(tie.sum())
     z[rows[tie], other[tie]] = level[tie] + 0.1 * rng.standard_normal(tie.sum())
@@ -114,12 +115,19 @@ def _block(rng: np.random.Generator, n: int, k: int) -> PairBlock:
     def logits(p: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.log(p[keep])).float()
 
-    return PairBlock(k, logits(better), logits(worse), torch.from_numpy(targets[keep]),
-                     torch.from_numpy(regime[keep]), torch.from_numpy(kind[keep]))
+    return PairBlock(
+        k,
+        logits(better),
+        logits(worse),
+        torch.from_numpy(targets[keep]),
+        torch.from_numpy(regime[keep]),
+        torch.from_numpy(kind[keep]),
+    )
 
 
-def sample_pairs(rng: np.random.Generator, num_pairs: int, k_min: int = 2, k_max: int = 100,
-                 block_size: int = 256) -> List[PairBlock]:
+def sample_pairs(
+    rng: np.random.Generator, num_pairs: int, k_min: int = 2, k_max: int = 100, block_size: int = 256
+) -> List[PairBlock]:
     """About ``num_pairs`` pairs (a few are dropped as unordered or unmeasurable), in blocks of one K each."""
     blocks = []
     for start in range(0, num_pairs, block_size):

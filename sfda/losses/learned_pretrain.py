@@ -13,6 +13,7 @@ are (worse > better; a difference within 1e-5 of the values' size counts as a ti
 gives no usable ordering in float32), averaged over the five regimes of the mixture so that the rare
 critical regimes weigh as much as the common ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,9 +91,11 @@ class GaussianMutation:
 
 def block_features(blocks: List[PairBlock]) -> Dict[str, torch.Tensor]:
     """Features of every pair's two predictions, concatenated over the blocks."""
-    return {"better": torch.cat([loss_features(b.better, b.targets) for b in blocks]),
-            "worse": torch.cat([loss_features(b.worse, b.targets) for b in blocks]),
-            "regime": torch.cat([b.regime for b in blocks])}
+    return {
+        "better": torch.cat([loss_features(b.better, b.targets) for b in blocks]),
+        "worse": torch.cat([loss_features(b.worse, b.targets) for b in blocks]),
+        "regime": torch.cat([b.regime for b in blocks]),
+    }
 
 
 def consistency(better: torch.Tensor, worse: torch.Tensor, regime: torch.Tensor) -> torch.Tensor:
@@ -107,8 +110,15 @@ def consistency(better: torch.Tensor, worse: torch.Tensor, regime: torch.Tensor)
 def fitness(theta: np.ndarray, feats: Dict[str, torch.Tensor], hidden: int) -> np.ndarray:
     weights = torch.from_numpy(theta).float()
     with torch.no_grad():
-        return consistency(loss_values(weights, feats["better"], hidden), loss_values(weights, feats["worse"], hidden),
-                           feats["regime"]).double().numpy()
+        return (
+            consistency(
+                loss_values(weights, feats["better"], hidden),
+                loss_values(weights, feats["worse"], hidden),
+                feats["regime"],
+            )
+            .double()
+            .numpy()
+        )
 
 
 def pretrain(hp: PretrainParams, on_generation: Optional[Callable[[int, Dict[str, float]], None]] = None) -> dict:
@@ -117,8 +127,11 @@ def pretrain(hp: PretrainParams, on_generation: Optional[Callable[[int, Dict[str
     pair_rng, init_rng, mutation_rng, monitor_rng = (np.random.default_rng(s) for s in streams)
     dim = num_weights(hp.hidden)
     shape = (hp.population, dim)
-    mutation = (LogisticMutation(mutation_rng, shape, hp.logistic_r) if hp.mutation == "chaotic"
-                else GaussianMutation(mutation_rng, shape))
+    mutation = (
+        LogisticMutation(mutation_rng, shape, hp.logistic_r)
+        if hp.mutation == "chaotic"
+        else GaussianMutation(mutation_rng, shape)
+    )
     monitor = block_features(sample_pairs(monitor_rng, hp.monitor_pairs, hp.k_min, hp.k_max))
     candidates = init_rng.normal(0.0, hp.init_scale, size=shape)
     parents: Optional[np.ndarray] = None
@@ -132,12 +145,16 @@ def pretrain(hp: PretrainParams, on_generation: Optional[Callable[[int, Dict[str
             candidates = np.concatenate([parents, children])
         scores = fitness(candidates, feats, hp.hidden)
         if parents is not None:
-            success = float(np.mean(scores[len(parents):] > scores[lineage]))
+            success = float(np.mean(scores[len(parents) :] > scores[lineage]))
             sigma = float(np.clip(sigma * math.exp(0.6 * (success - 0.2)), 1e-4, 10.0))
         order = np.argsort(-scores, kind="stable")[: hp.parents]
         parents = candidates[order]
-        stats = {"best": float(scores[order[0]]), "mean": float(scores.mean()),
-                 "monitor": float(fitness(parents[:1], monitor, hp.hidden)[0]), "sigma": sigma}
+        stats = {
+            "best": float(scores[order[0]]),
+            "mean": float(scores.mean()),
+            "monitor": float(fitness(parents[:1], monitor, hp.hidden)[0]),
+            "sigma": sigma,
+        }
         for key, value in stats.items():
             history[key].append(value)
         if on_generation is not None:
@@ -145,7 +162,14 @@ def pretrain(hp: PretrainParams, on_generation: Optional[Callable[[int, Dict[str
     assert parents is not None
     final = fitness(parents, monitor, hp.hidden)
     best = int(np.argmax(final))
-    return {"format": FILE_FORMAT, "version": 1, "kind": "EDL-style learned loss (sfda's design)",
-            "hidden": hp.hidden, "theta": torch.from_numpy(parents[best : best + 1]).float(),
-            "settings": hp.to_dict(), "monitor_fitness": float(final[best]), "history": history,
-            "torch": str(torch.__version__)}
+    return {
+        "format": FILE_FORMAT,
+        "version": 1,
+        "kind": "EDL-style learned loss (sfda's design)",
+        "hidden": hp.hidden,
+        "theta": torch.from_numpy(parents[best : best + 1]).float(),
+        "settings": hp.to_dict(),
+        "monitor_fitness": float(final[best]),
+        "history": history,
+        "torch": str(torch.__version__),
+    }

@@ -16,6 +16,7 @@ lambda = 0.1 the weights are then within about 1e-3 of 1) or ``sample`` (the old
 used with lambda = 1; substantial reweighting). External sample weights (NS, ...) multiply the returned
 w_i * CE_i; they do not enter g_i.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,9 @@ class LOWLoss(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         z = as_float(logits)
         weights = low_weights(z, targets, self.hparams.lamb, self.hparams.grad_scale)
         return weights * F.cross_entropy(z, targets.long(), reduction="none")

@@ -1,6 +1,7 @@
 """NGL, the next generation loss (Akhmedova & Koerber, 2024): a bounded loss without a logarithm, found by
 genetic programming. Notation: p = softmax(z), t = one-hot(y), K the classes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ class NextGenerationLoss(Loss):
 
     hparams: Params
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         p = torch.softmax(as_float(logits), dim=1)
         t = F.one_hot(targets.long(), p.shape[1]).to(p.dtype)
         terms = torch.exp(self.hparams.alpha - p * (1.0 + t)) - torch.cos(torch.cos(torch.sin(p)))

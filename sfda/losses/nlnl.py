@@ -26,6 +26,7 @@ history mean is read at the new label. The reference's final pseudo-labelling st
 (in SFDA the method's own pseudo-labels play that role). Dropped samples contribute 0 to the mean over the
 batch; the reference divides by the number of selected samples instead (a batch-level rescaling).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,9 @@ class NLNL(Loss):
         selnl_after: Optional[int] = param(None, low=0, help="visits of a sample before SelNL (null: NL throughout)")
         selpl_after: Optional[int] = param(None, low=0, help="visits of a sample before SelPL (null: no SelPL)")
         num_hist: int = param(10, low=1, help="length of the per-sample prediction history")
-        sel_threshold: Optional[float] = param(None, low=0.0, high=1.0,
-                                               help="SelNL keeps samples with history-mean p_y >= this (null: 1/K)")
+        sel_threshold: Optional[float] = param(
+            None, low=0.0, high=1.0, help="SelNL keeps samples with history-mean p_y >= this (null: 1/K)"
+        )
         cut: float = param(0.5, low=0.0, high=1.0, help="SelPL keeps samples with history-mean p_y >= cut")
 
         def check(self) -> None:
@@ -73,8 +75,9 @@ class NLNL(Loss):
         self.register_buffer("weights", torch.ones(num_classes))  # class weights w_c, set by update_labels
         self.uses_history = self.hparams.selnl_after is not None or self.hparams.selpl_after is not None
         # per sample: softmax outputs of the last num_hist visits (a ring buffer) and the visit count
-        self.samples = PerSampleState(history=((self.hparams.num_hist, num_classes), torch.float32, 0.0),
-                                      visits=((), torch.long, 0))
+        self.samples = PerSampleState(
+            history=((self.hparams.num_hist, num_classes), torch.float32, 0.0), visits=((), torch.long, 0)
+        )
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def update_labels(self, labels: torch.Tensor) -> None:
@@ -101,8 +104,9 @@ class NLNL(Loss):
         ybar = self.complementary(targets) if ybar is None else ybar
         return -log1m_prob(z, ybar).clamp_min(math.log(self.hparams.min_prob)).sum(dim=1)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         hp = self.hparams
         z = as_float(logits)
         w = self.weights.to(z.device)[targets.long()]
@@ -115,7 +119,7 @@ class NLNL(Loss):
         history, all_visits = self.samples.get("history"), self.samples.get("visits")
         with torch.no_grad():
             visits = all_visits[idx]
-            seen = (history[idx] > 0).any(dim=2)                      # [N, H] filled slots
+            seen = (history[idx] > 0).any(dim=2)  # [N, H] filled slots
             filled = seen.sum(dim=1).clamp_min(1)
             mean_p = pick(history[idx].sum(dim=1), targets) / filled  # history-mean p_y
             has_hist = seen.any(dim=1)
@@ -140,5 +144,8 @@ class NLNL(Loss):
         big = torch.iinfo(torch.long).max
         a = big if self.hparams.selnl_after is None else self.hparams.selnl_after
         b = big if self.hparams.selpl_after is None else self.hparams.selpl_after
-        return {"nl": int((visits < min(a, b)).sum()), "selnl": int(((visits >= a) & (visits < b)).sum()),
-                "selpl": int((visits >= b).sum())}
+        return {
+            "nl": int((visits < min(a, b)).sum()),
+            "selnl": int(((visits >= a) & (visits < b)).sum()),
+            "selpl": int((visits >= b).sum()),
+        }

@@ -27,6 +27,7 @@ Deviations from the reference, where the SFDA interface differs:
   its criterion's state_dict in its resume state resumes it exactly.
 External sample weights multiply lbar_i; they do not enter the GMM fit (as in the reference).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,7 @@ def base_loss_np(p: np.ndarray, base: str, gamma: float, q: float) -> np.ndarray
         return -np.log(p)
     if base == "fl":
         return -((1.0 - p) ** gamma) * np.log(p)
-    return (1.0 - p ** q) / q
+    return (1.0 - p**q) / q
 
 
 def base_grad_abs(p: np.ndarray, base: str, gamma: float, q: float) -> np.ndarray:
@@ -63,8 +64,7 @@ def base_grad_abs(p: np.ndarray, base: str, gamma: float, q: float) -> np.ndarra
     return p ** (q - 1.0)
 
 
-def fit_gmm_1d(x: np.ndarray, iters: int = 10,
-               reg_covar: float = 1e-3) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_gmm_1d(x: np.ndarray, iters: int = 10, reg_covar: float = 1e-3) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two-component 1-D Gaussian mixture by EM; returns (means, variances, weights), means ascending."""
     x = np.asarray(x, dtype=np.float64)
     mu = np.percentile(x, [25.0, 75.0])
@@ -83,8 +83,15 @@ def fit_gmm_1d(x: np.ndarray, iters: int = 10,
     return mu[order], var[order], pi[order]
 
 
-def clipping_ratio(p_star: float, grid_h: np.ndarray, clean: Tuple[float, float], noisy: Tuple[float, float],
-                   base: str, gamma: float, q: float) -> float:
+def clipping_ratio(
+    p_star: float,
+    grid_h: np.ndarray,
+    clean: Tuple[float, float],
+    noisy: Tuple[float, float],
+    base: str,
+    gamma: float,
+    q: float,
+) -> float:
     """R(p*) = E_noisy[min(|l'|, tau)] / E_clean[min(|l'|, tau)] over the grid, densities normalised."""
     p = np.exp(-grid_h)
     g = base_grad_abs(p, base, gamma, q)
@@ -98,9 +105,19 @@ def clipping_ratio(p_star: float, grid_h: np.ndarray, clean: Tuple[float, float]
     return out[0] / max(out[1], 1e-300)
 
 
-def solve_threshold(h: np.ndarray, target: float, base: str = "ce", gamma: float = 0.5, q: float = 0.7, *,
-                    grid: int = 1000, max_iter: int = 10, tol: float = 1e-7, gmm_iters: int = 10,
-                    reg_covar: float = 1e-3) -> float:
+def solve_threshold(
+    h: np.ndarray,
+    target: float,
+    base: str = "ce",
+    gamma: float = 0.5,
+    q: float = 0.7,
+    *,
+    grid: int = 1000,
+    max_iter: int = 10,
+    tol: float = 1e-7,
+    gmm_iters: int = 10,
+    reg_covar: float = 1e-3,
+) -> float:
     """The threshold p* for the H values in the queue (see the module docstring)."""
     mu, var, _ = fit_gmm_1d(h, gmm_iters, reg_covar)
     clean, noisy = (mu[0], var[0]), (mu[1], var[1])
@@ -229,14 +246,22 @@ class OGCLoss(Loss):
 
     def update_threshold(self) -> float:
         hp = self.hparams
-        self.p_star = solve_threshold(self._queue, self.target_ratio, *self._base_args(), grid=hp.grid,
-                                      max_iter=hp.max_iter, tol=hp.tol, gmm_iters=hp.gmm_iters,
-                                      reg_covar=hp.reg_covar)
+        self.p_star = solve_threshold(
+            self._queue,
+            self.target_ratio,
+            *self._base_args(),
+            grid=hp.grid,
+            max_iter=hp.max_iter,
+            tol=hp.tol,
+            gmm_iters=hp.gmm_iters,
+            reg_covar=hp.reg_covar,
+        )
         self.scalars["updates"] = self.updates + 1
         return self.p_star
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                indices: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         lp_y = pick(F.log_softmax(as_float(logits), dim=1), targets)
         lp_c = lp_y.clamp(math.log(P_MIN), math.log(P_MAX))
         ps = self.p_star

@@ -17,6 +17,7 @@ the key queue, the ring bank with nearest-neighbour soft voting, and the InfoNCE
 All state (key model, queue, bank) is module state on the model's device and part of the method's saved
 state, so a resumed run continues exactly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -101,13 +102,15 @@ class RingBank(PerSampleState):
     @torch.no_grad()
     def vote(self, features: torch.Tensor, k: int, chunk: int = 256) -> torch.Tensor:
         """The mean prediction of the ``k`` rows most cosine-similar to each of ``features`` [B, D] -> [B, C]."""
-        return torch.cat([soft_vote(part, self.features, self.probs, k, self.backend)
-                          for part in features.split(chunk)])
+        return torch.cat(
+            [soft_vote(part, self.features, self.probs, k, self.backend) for part in features.split(chunk)]
+        )
 
 
 @torch.no_grad()
-def soft_vote(features: torch.Tensor, bank_features: torch.Tensor, bank_probs: torch.Tensor, k: int,
-              backend: str = "auto") -> torch.Tensor:
+def soft_vote(
+    features: torch.Tensor, bank_features: torch.Tensor, bank_probs: torch.Tensor, k: int, backend: str = "auto"
+) -> torch.Tensor:
     """p_hat_i = (1/k) sum_{j in N_k(i)} P_j with N_k(i) the k bank rows of highest cosine similarity to f_i
     (``bank_features`` already L2-normalised)."""
     queries = F.normalize(features.detach().float(), dim=1).to(bank_features.device)
@@ -156,8 +159,9 @@ class ContrastiveMethod(Method):
         contrast_par: float = param(1.0, low=0.0, help="weight of the InfoNCE term")
         div_par: float = param(1.0, low=0.0, help="weight of the diversity term")
         epsilon: float = param(1e-8, low=0.0, help="in the diversity term's log")
-        strong_views: Literal["auto", "mocov2", "affine"] = param("auto", help="strong-view recipe (auto: by "
-                                                                               "data.transform; sfda.data.views)")
+        strong_views: Literal["auto", "mocov2", "affine"] = param(
+            "auto", help="strong-view recipe (auto: by data.transform; sfda.data.views)"
+        )
         weight_view: Literal["weak", "strong"] = param("weak", help="the view a weighter (NS) scores")
         knn_backend: KnnBackend = param("auto", help="auto: faiss if installed, else torch")
         freeze_classifier: bool = param(False, help="the references train the classifier")
@@ -172,8 +176,7 @@ class ContrastiveMethod(Method):
         use_views(train_set, strong_view(strong_recipe(hp.strong_views, self.cfg.data), spec.test))
         self.key_model = momentum_copy(self.model)
         dim: int = self.model.netB.out_features  # type: ignore[assignment]  # contrastive vectors: bottleneck features
-        self.queue = KeyQueue(min(hp.queue_size, self.train_size), dim, self.num_classes,
-                              self.train_size).to(device)
+        self.queue = KeyQueue(min(hp.queue_size, self.train_size), dim, self.num_classes, self.train_size).to(device)
 
     def train_mode(self) -> None:
         super().train_mode()
@@ -183,8 +186,10 @@ class ContrastiveMethod(Method):
     def views(batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(weak, strong 1, strong 2) of a multi-view batch [N, 3, C, H, W]."""
         if batch.images.dim() != 5 or batch.images.shape[1] != 3:
-            raise RuntimeError(f"expected multi-view images [N, 3, C, H, W], got {tuple(batch.images.shape)}; "
-                               "the method's setup() makes the training set return them")
+            raise RuntimeError(
+                f"expected multi-view images [N, 3, C, H, W], got {tuple(batch.images.shape)}; "
+                "the method's setup() makes the training set return them"
+            )
         weak, strong1, strong2 = batch.images.unbind(dim=1)
         return weak, strong1, strong2
 

@@ -1,6 +1,7 @@
 """Shared parts of the memory-bank methods (NRC, AaD): the parameters they share, the bank filled from the
 epoch-0 eval pass and updated with every training batch, and an explicit (off by default) K switch. The bank
 is per-sample state (:class:`~sfda.neighbours.MemoryBank`), so it is part of the resume state."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,14 +29,16 @@ class NeighbourhoodMethod(Method):
     @dataclass
     class Params(MethodParams):
         k: int = param(3, low=1, help="nearest neighbours (Office-Home script: 3; VisDA-C: 5)")
-        switch_k: int = param(0, low=0, help="0: K fixed; > 0: K from switch_progress on (the Office-Home "
-                                               "code's hidden switch)")
-        switch_progress: float = param(0.5, low=0.0, high=1.0, help="fraction of the iterations after which "
-                                                                    "switch_* apply")
-        knn_backend: KnnBackend = param("auto", help="auto: faiss if installed (GPU search on CUDA with "
-                                                     "faiss-gpu), else torch")
-        freeze_classifier: bool = param(False, help="NRC and AaD train the classifier (at "
-                                                    "optim.classifier_lr_mult)")
+        switch_k: int = param(
+            0, low=0, help="0: K fixed; > 0: K from switch_progress on (the Office-Home code's hidden switch)"
+        )
+        switch_progress: float = param(
+            0.5, low=0.0, high=1.0, help="fraction of the iterations after which switch_* apply"
+        )
+        knn_backend: KnnBackend = param(
+            "auto", help="auto: faiss if installed (GPU search on CUDA with faiss-gpu), else torch"
+        )
+        freeze_classifier: bool = param(False, help="NRC and AaD train the classifier (at optim.classifier_lr_mult)")
         epsilon: float = param(1e-5, low=0.0, help="in the diversity term's log")
 
     hparams: NeighbourhoodMethod.Params
@@ -50,8 +53,10 @@ class NeighbourhoodMethod(Method):
         # A resumed run has its bank back from the saved state, so this pass leaves it alone.
         if not self.bank.ready:
             if inference.features.shape[0] != self.train_size:
-                raise SfdaError(f"the evaluation set has {inference.features.shape[0]} images but the training set "
-                                f"{self.train_size}: memory-bank methods need both to be the target domain")
+                raise SfdaError(
+                    f"the evaluation set has {inference.features.shape[0]} images but the training set "
+                    f"{self.train_size}: memory-bank methods need both to be the target domain"
+                )
             self.bank.fill(inference.features, inference.probs)
         return {}
 

@@ -18,6 +18,7 @@ prediction, detached). Differences from the original code: K stays fixed unless 
 Office-Home code silently sets K=2 after half the iterations); the final epoch is reported (the original
 keeps the checkpoint with the best target-label accuracy).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ class AaD(NeighbourhoodMethod):
         near = self.bank.neighbours(queries, self.current_k(info), exclude=batch.indices)
         per_sample = attraction(probs, self.bank.scores[near])
         disp = dispersion(probs)
-        return StepOutput(reduced_loss=self.dispersion_weight(info) * disp, per_sample=per_sample,
-                          targets=probs.detach().argmax(dim=1), logits=logits,
-                          logs={"loss_attract": per_sample.detach().mean(), "loss_disperse": disp.detach()})
+        return StepOutput(
+            reduced_loss=self.dispersion_weight(info) * disp,
+            per_sample=per_sample,
+            targets=probs.detach().argmax(dim=1),
+            logits=logits,
+            logs={"loss_attract": per_sample.detach().mean(), "loss_disperse": disp.detach()},
+        )

@@ -20,6 +20,7 @@ order; afterwards only step 4 changes it. Differences from the reference code (d
 mask is taken before this batch is enqueued (the reference masks the B just-overwritten slots with this
 batch's labels); the queue has min(queue_size, N) slots; the strong crop is taken from the 256x256 resized image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ class AdaContrast(ContrastiveMethod):
         if not self.bank.ready:
             n = inference.features.shape[0]
             if n != self.train_size:
-                raise SfdaError(f"the evaluation set has {n} images but the training set {self.train_size}: "
-                                "adacontrast builds its bank from the target domain, so both must be it")
+                raise SfdaError(
+                    f"the evaluation set has {n} images but the training set {self.train_size}: "
+                    "adacontrast builds its bank from the target domain, so both must be it"
+                )
             rows = torch.randperm(n, device=inference.features.device)[: self.hparams.bank_size or n]
             self.bank.fill(inference.features[rows], inference.probs[rows])
         refined = self.bank.vote(inference.features, self.hparams.k).argmax(dim=1)
@@ -81,11 +84,18 @@ class AdaContrast(ContrastiveMethod):
         with torch.no_grad():
             feats_kw, logits_kw = self.key_model(weak, return_features=True)
             self.bank.write(feats_kw, torch.softmax(logits_kw.float(), dim=1))
-        return StepOutput(reduced_loss=hp.contrast_par * contrast + hp.div_par * div, per_sample=hp.cls_par * per_sample,
-                          targets=pseudo, logits=logits, weight_images=weak if hp.weight_view == "weak" else strong1,
-                          logs={**self.loss_logs(ce=per_sample.mean(), ctr=contrast, div=div),
-                                "negatives_kept": keep.float().mean(),
-                                # label-free diagnostics: how far the key model (which writes the bank) lags the
-                                # query model, and how often refinement overrules the query's own prediction
-                                "key_agreement": (logits_kw.argmax(1) == logits_w.argmax(1)).float().mean(),
-                                "pl_overrules": (pseudo != logits_w.argmax(1)).float().mean()})
+        return StepOutput(
+            reduced_loss=hp.contrast_par * contrast + hp.div_par * div,
+            per_sample=hp.cls_par * per_sample,
+            targets=pseudo,
+            logits=logits,
+            weight_images=weak if hp.weight_view == "weak" else strong1,
+            logs={
+                **self.loss_logs(ce=per_sample.mean(), ctr=contrast, div=div),
+                "negatives_kept": keep.float().mean(),
+                # label-free diagnostics: how far the key model (which writes the bank) lags the
+                # query model, and how often refinement overrules the query's own prediction
+                "key_agreement": (logits_kw.argmax(1) == logits_w.argmax(1)).float().mean(),
+                "pl_overrules": (pseudo != logits_w.argmax(1)).float().mean(),
+            },
+        )

@@ -18,6 +18,7 @@ logging, checkpoints and resume). A method only says:
 Resume state is complete by construction: ``state_dict()`` saves every tensor attribute and every attribute
 with ``state_dict``/``load_state_dict`` (criterion, memory banks); keep whatever must survive a restart there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,13 +42,19 @@ class MethodParams(ParamsBase):
 
 class Method:
     name: str = ""
-    label: str = ""          # display name in tables
-    stage: str = "adapt"     # "source" (supervised) or "adapt" (source-free)
+    label: str = ""  # display name in tables
+    stage: str = "adapt"  # "source" (supervised) or "adapt" (source-free)
     evaluation: EvalPolicy = EvalPolicy.BEFORE_EACH_EPOCH
-    select_best: bool = False    # with AFTER_EACH_EPOCH: keep the weights with the best eval score
+    select_best: bool = False  # with AFTER_EACH_EPOCH: keep the weights with the best eval score
 
-    def __init__(self, model: SFDANet, num_classes: int, hparams: Union[ParamsBase, Dict[str, Any], None] = None,
-                 cfg: Any = None, **overrides: Any):
+    def __init__(
+        self,
+        model: SFDANet,
+        num_classes: int,
+        hparams: Union[ParamsBase, Dict[str, Any], None] = None,
+        cfg: Any = None,
+        **overrides: Any,
+    ):
         """``hparams``: the typed parameters (the class's ``Params``), or the config's ``method`` section as a
         dict (checked as the config loader checks it); ``overrides``: single values on top (tests, code)."""
         self.model = model
@@ -76,8 +83,11 @@ class Method:
     def param_groups(self) -> List[dict]:
         optim = self.cfg.optim
         groups = []
-        for part, mult in (("netF", optim.backbone_lr_mult), ("netB", optim.bottleneck_lr_mult),
-                           ("netC", optim.classifier_lr_mult)):
+        for part, mult in (
+            ("netF", optim.backbone_lr_mult),
+            ("netB", optim.bottleneck_lr_mult),
+            ("netC", optim.classifier_lr_mult),
+        ):
             params = [p for p in getattr(self.model, part).parameters() if p.requires_grad]
             if params and mult > 0:
                 groups.append({"params": params, "lr_mult": mult, "name": part})

@@ -31,6 +31,7 @@ instead of producing NaN means; CE uses log_softmax (the original: log(softmax +
 trained, at optim.classifier_lr_mult (0.1 in the original). The original's warm-up option (default off) is
 not carried over.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,10 +52,10 @@ Coefficient = Literal["jmds", "lpg", "ppl", "none"]
 
 @dataclass
 class GMMLabels:
-    labels: torch.Tensor          # [N] argmax of the posteriors
-    log_posterior: torch.Tensor   # [N, K] (-inf for classes dropped from the mixture)
-    lpg: torch.Tensor             # [N] log-probability gap, normalised by its maximum
-    ppl: torch.Tensor             # [N] model probability of the GMM label
+    labels: torch.Tensor  # [N] argmax of the posteriors
+    log_posterior: torch.Tensor  # [N, K] (-inf for classes dropped from the mixture)
+    lpg: torch.Tensor  # [N] log-probability gap, normalised by its maximum
+    ppl: torch.Tensor  # [N] model probability of the GMM label
 
     def coefficient(self, kind: str) -> torch.Tensor:
         if kind == "jmds":
@@ -66,8 +67,9 @@ class GMMLabels:
         return torch.ones_like(self.lpg)
 
 
-def _log_gaussians(points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor,
-                   epsilon: float) -> torch.Tensor:
+def _log_gaussians(
+    points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, mu: torch.Tensor, epsilon: float
+) -> torch.Tensor:
     """log pi_k + log N(f_n | mu_k, Sigma_k) [N, K] for the points f [N, D]; Sigma_k = sum_n resp_nk (f_n - mu_k)
     (f_n - mu_k)^T / sum_n resp_nk + epsilon I. Classes with no mass (pi_k = 0) get -inf."""
     N, D = points.shape
@@ -78,7 +80,7 @@ def _log_gaussians(points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, m
         if not pi[k] > 0:
             continue
         diff = points - mu[k]
-        resp_k = resp[:, k:k + 1]
+        resp_k = resp[:, k : k + 1]
         cov = diff.t() @ (diff * resp_k) / resp_k.sum() + epsilon * eye
         jitter = epsilon
         chol, info = torch.linalg.cholesky_ex(cov)
@@ -89,7 +91,7 @@ def _log_gaussians(points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, m
             chol, info = torch.linalg.cholesky_ex(cov + jitter * eye)
         if int(info) != 0:
             continue  # a degenerate class: leave it out of the mixture
-        whitened = torch.linalg.solve_triangular(chol, diff.t(), upper=False)   # [D, N]
+        whitened = torch.linalg.solve_triangular(chol, diff.t(), upper=False)  # [D, N]
         maha = (whitened * whitened).sum(dim=0)
         logdet = 2.0 * torch.log(torch.diagonal(chol)).sum()
         out[:, k] = -0.5 * (D * math.log(2 * math.pi) + logdet + maha) + torch.log(pi[k])
@@ -97,8 +99,9 @@ def _log_gaussians(points: torch.Tensor, resp: torch.Tensor, pi: torch.Tensor, m
 
 
 @torch.no_grad()
-def gmm_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, *, epsilon: float = 1e-6, em_rounds: int = 1,
-                      normalize: bool = True) -> GMMLabels:
+def gmm_pseudo_labels(
+    features: torch.Tensor, probs: torch.Tensor, *, epsilon: float = 1e-6, em_rounds: int = 1, normalize: bool = True
+) -> GMMLabels:
     """CoWA's GMM pseudo-labels and JMDS factors from target features [N, D] and predictions [N, K]."""
     points = features.double()
     if normalize:
@@ -124,14 +127,20 @@ def gmm_pseudo_labels(features: torch.Tensor, probs: torch.Tensor, *, epsilon: f
     gap = top[:, 0] - top[:, 1] if K > 1 else torch.zeros(N, dtype=points.dtype, device=points.device)
     finite = torch.isfinite(gap)
     top_gap = gap[finite].max() if finite.any() else torch.tensor(1.0, dtype=points.dtype, device=points.device)
-    gap = torch.where(finite, gap, top_gap)   # only one class left in the mixture: the largest gap
+    gap = torch.where(finite, gap, top_gap)  # only one class left in the mixture: the largest gap
     lpg = gap / top_gap.clamp_min(1e-12) if top_gap > 0 else torch.ones_like(gap)
     ppl = predictions.gather(1, labels.view(-1, 1)).squeeze(1)
     return GMMLabels(labels, log_post.float(), lpg.float(), ppl.float())
 
 
-def mixup_per_sample(logits: torch.Tensor, targets: torch.Tensor, coeff: torch.Tensor, lam: torch.Tensor,
-                     perm: torch.Tensor, num_classes: int):
+def mixup_per_sample(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    coeff: torch.Tensor,
+    lam: torch.Tensor,
+    perm: torch.Tensor,
+    num_classes: int,
+):
     """Weight-mixup loss of mixed images (``logits`` of lam x + (1 - lam) x[perm]) attributed to the real samples.
 
     Returns (per_sample [B], mixed [B]): mixed_i = c~_i CE(logits_i, y~_i) and per_sample_j = lam_j mixed_j
@@ -153,33 +162,38 @@ class CoWA(Method):
 
     @dataclass
     class Params(MethodParams):
-        coeff: Coefficient = param("jmds", help="per-sample confidence: jmds (LPG x PPL), lpg, ppl or none (1: use "
-                                                "a weighter instead)")
+        coeff: Coefficient = param(
+            "jmds", help="per-sample confidence: jmds (LPG x PPL), lpg, ppl or none (1: use a weighter instead)"
+        )
         alpha: float = param(0.2, low=0.0, help="mixup Beta(alpha, alpha) (Office-Home script 0.2; 0: no mixup)")
         epsilon: float = param(1e-6, low=0.0, help="covariance jitter")
         em_rounds: int = param(1, low=0, help="EM rounds after the initial estimate")
         cls_par: float = param(1.0, help="weight of the mixup loss")
-        freeze_classifier: bool = param(False, help="the original trains the classifier (optim.classifier_lr_mult "
-                                                    "0.1)")
+        freeze_classifier: bool = param(False, help="the original trains the classifier (optim.classifier_lr_mult 0.1)")
 
     hparams: CoWA.Params
 
     def setup(self, train_set, device) -> None:
         super().setup(train_set, device)
         self.train_size = len(train_set)
-        self.pseudo: Optional[torch.Tensor] = None       # [N] GMM pseudo-labels
-        self.confidence: Optional[torch.Tensor] = None   # [N] the per-sample coefficient (JMDS by default)
+        self.pseudo: Optional[torch.Tensor] = None  # [N] GMM pseudo-labels
+        self.confidence: Optional[torch.Tensor] = None  # [N] the per-sample coefficient (JMDS by default)
 
     def on_epoch_start(self, epoch: int, inference: Inference):
         if inference.features.shape[0] != self.train_size:
-            raise SfdaError(f"the evaluation set has {inference.features.shape[0]} images but the training set "
-                            f"{self.train_size}: CoWA's pseudo-labels need both to be the same target images")
-        gmm = gmm_pseudo_labels(inference.features, inference.probs, epsilon=self.hparams.epsilon,
-                                em_rounds=self.hparams.em_rounds)
+            raise SfdaError(
+                f"the evaluation set has {inference.features.shape[0]} images but the training set "
+                f"{self.train_size}: CoWA's pseudo-labels need both to be the same target images"
+            )
+        gmm = gmm_pseudo_labels(
+            inference.features, inference.probs, epsilon=self.hparams.epsilon, em_rounds=self.hparams.em_rounds
+        )
         self.pseudo = gmm.labels
         self.confidence = gmm.coefficient(self.hparams.coeff)
-        return {"pl_accuracy": 100.0 * (gmm.labels == inference.labels).float().mean().item(),
-                "jmds_mean": gmm.coefficient("jmds").mean().item()}
+        return {
+            "pl_accuracy": 100.0 * (gmm.labels == inference.labels).float().mean().item(),
+            "jmds_mean": gmm.coefficient("jmds").mean().item(),
+        }
 
     def mixup_pairs(self, batch_size: int, device: torch.device):
         """(lambda [B], partner permutation [B]): lambda ~ Beta(alpha, alpha); alpha 0: no mixup."""
@@ -202,8 +216,12 @@ class CoWA(Method):
         per_sample, mixed = mixup_per_sample(logits, targets, confidence, lam, perm, self.num_classes)
         # The weighter scores the real images with their pseudo-labels; the logits are of mixed images, so none
         # are handed over (a logit-based weighter recomputes them on the real images).
-        return StepOutput(per_sample=self.hparams.cls_par * per_sample, targets=targets, weight_images=images,
-                          logs={"loss_mix": mixed.detach().mean()})
+        return StepOutput(
+            per_sample=self.hparams.cls_par * per_sample,
+            targets=targets,
+            weight_images=images,
+            logs={"loss_mix": mixed.detach().mean()},
+        )
 
     def sampler_labels(self) -> Optional[torch.Tensor]:
         return self.pseudo

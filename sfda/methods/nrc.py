@@ -21,6 +21,7 @@ prediction, detached). Differences from the original code: K and KK stay fixed u
 ``switch_kk`` are set (the Office-Home script silently moves to K=5, KK=4 after half the iterations); the
 run reports the final epoch (the original keeps the checkpoint with the best target-label accuracy).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,18 +42,24 @@ def nrc_neighbourhood(bank: MemoryBank, queries: torch.Tensor, indices: torch.Te
     Returns (near [B, K], a_near [B, K], expanded [B, K*KK], a_expanded [B, K*KK]).
     """
     batch_size = queries.shape[0]
-    near = bank.neighbours(queries, k, exclude=indices)                                       # [B, K]
+    near = bank.neighbours(queries, k, exclude=indices)  # [B, K]
     flat = near.reshape(-1)
     expanded = bank.neighbours(bank.features[flat], kk, exclude=flat).view(batch_size, k, kk)  # [B, K, KK]
     reciprocal = (expanded == indices.view(batch_size, 1, 1)).any(dim=2)
-    a_near = torch.where(reciprocal, torch.ones_like(near, dtype=torch.float32),
-                         torch.full_like(near, r, dtype=torch.float32))
+    a_near = torch.where(
+        reciprocal, torch.ones_like(near, dtype=torch.float32), torch.full_like(near, r, dtype=torch.float32)
+    )
     a_expanded = torch.full((batch_size, k * kk), r, device=near.device)
     return near, a_near, expanded.view(batch_size, k * kk), a_expanded
 
 
-def nrc_per_sample(probs: torch.Tensor, scores_near: torch.Tensor, a_near: torch.Tensor,
-                   scores_expanded: torch.Tensor, a_expanded: torch.Tensor) -> torch.Tensor:
+def nrc_per_sample(
+    probs: torch.Tensor,
+    scores_near: torch.Tensor,
+    a_near: torch.Tensor,
+    scores_expanded: torch.Tensor,
+    a_expanded: torch.Tensor,
+) -> torch.Tensor:
     """l_i = -sum_j a_ij S_j . p_i - sum_m a_im S_m . p_i; probs [B, C], scores_* [B, n, C], a_* [B, n]."""
     near = torch.einsum("bnc,bc->bn", scores_near, probs)
     expanded = torch.einsum("bnc,bc->bn", scores_expanded, probs)
@@ -70,19 +77,26 @@ class NRC(NeighbourhoodMethod):
         kk: int = param(2, low=1, help="expanded neighbours per neighbour (Office-Home: 2; VisDA: 5)")
         r: float = param(0.1, low=0.0, high=1.0, help="affinity of non-reciprocal and expanded neighbours")
         div_par: float = param(1.0, help="weight of the diversity term")
-        switch_kk: int = param(0, low=0, help="0: KK fixed; > 0: KK from switch_progress on (the Office-Home "
-                                                 "code's hidden 4)")
+        switch_kk: int = param(
+            0, low=0, help="0: KK fixed; > 0: KK from switch_progress on (the Office-Home code's hidden 4)"
+        )
 
     hparams: NRC.Params
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
         _, logits, probs, queries = self.forward_and_update(batch)
         k, kk = self.current_k(info, "k"), self.current_k(info, "kk")
-        near, a_near, expanded, a_expanded = nrc_neighbourhood(self.bank, queries, batch.indices, k, kk,
-                                                               self.hparams.r)
+        near, a_near, expanded, a_expanded = nrc_neighbourhood(self.bank, queries, batch.indices, k, kk, self.hparams.r)
         per_sample = nrc_per_sample(probs, self.bank.scores[near], a_near, self.bank.scores[expanded], a_expanded)
         div = diversity(probs, self.hparams.epsilon)
-        return StepOutput(reduced_loss=self.hparams.div_par * div, per_sample=per_sample,
-                          targets=probs.detach().argmax(dim=1), logits=logits,
-                          logs={"loss_nrc": per_sample.detach().mean(), "loss_div": div.detach(),
-                                "reciprocal": a_near.eq(1).float().mean()})
+        return StepOutput(
+            reduced_loss=self.hparams.div_par * div,
+            per_sample=per_sample,
+            targets=probs.detach().argmax(dim=1),
+            logits=logits,
+            logs={
+                "loss_nrc": per_sample.detach().mean(),
+                "loss_div": div.detach(),
+                "reciprocal": a_near.eq(1).float().mean(),
+            },
+        )

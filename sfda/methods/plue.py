@@ -23,6 +23,7 @@ pass's features and softmax predictions. Per batch (weak x^w, strong x^s1, x^s2)
 Differences from the reference (docs/methods.md): last-epoch argmax accuracy on the adaptation set (the
 reference reports kNN-refined labels of another split at its best epoch), ImageNet statistics for every view.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,15 +79,16 @@ class PLUE(ContrastiveMethod):
     def setup(self, train_set, device) -> None:
         super().setup(train_set, device)
         self.bank = RingBank(self.hparams.knn_backend).to(device)
-        self.memory = torch.randint(0, self.num_classes, (self.train_size, self.hparams.temporal_length),
-                                    device=device)
+        self.memory = torch.randint(0, self.num_classes, (self.train_size, self.hparams.temporal_length), device=device)
         self.memory_column = torch.zeros((), dtype=torch.long, device=device)
 
     def on_epoch_start(self, epoch: int, inference: Inference):
         n = inference.features.shape[0]
         if n != self.train_size:
-            raise SfdaError(f"the evaluation set has {n} images but the training set {self.train_size}: plue "
-                            "builds its bank from the target domain, so both must be it")
+            raise SfdaError(
+                f"the evaluation set has {n} images but the training set {self.train_size}: plue "
+                "builds its bank from the target domain, so both must be it"
+            )
         rows = torch.randperm(n, device=inference.features.device)[: self.hparams.bank_size]
         self.bank.fill(inference.features[rows], inference.probs[rows])
         refined = self.bank.vote(inference.features, self.hparams.k).argmax(dim=1)
@@ -108,14 +110,25 @@ class PLUE(ContrastiveMethod):
         self.queue.enqueue(keys, pseudo, indices)
         self.memory[indices, self.memory_column] = pseudo.to(self.memory.device)
         self.memory_column.fill_(info.epoch % hp.temporal_length)
-        loss = negative_learning(logits, pseudo) if hp.pl_loss == "nl" else \
-            F.cross_entropy(logits.float(), pseudo, reduction="none")
+        loss = (
+            negative_learning(logits, pseudo)
+            if hp.pl_loss == "nl"
+            else F.cross_entropy(logits.float(), pseudo, reduction="none")
+        )
         weight = uncertainty_weight(refined) if hp.reweighting else torch.ones_like(loss)
         per_sample = hp.cls_par * weight * loss
         div = batch_diversity(logits_w, hp.epsilon) + batch_diversity(logits, hp.epsilon)
         self.bank.write(feats_w.detach(), torch.softmax(logits_w.detach().float(), dim=1))
-        return StepOutput(reduced_loss=hp.contrast_par * contrast + hp.div_par * div, per_sample=per_sample,
-                          targets=pseudo, logits=logits, weight_images=weak if hp.weight_view == "weak" else strong1,
-                          logs={**self.loss_logs(pl=loss.mean(), ctr=contrast, div=div),
-                                "plue_weight": weight.mean(), "negatives_kept": keep.float().mean(),
-                                "pl_overrules": (pseudo != logits_w.detach().argmax(1)).float().mean()})
+        return StepOutput(
+            reduced_loss=hp.contrast_par * contrast + hp.div_par * div,
+            per_sample=per_sample,
+            targets=pseudo,
+            logits=logits,
+            weight_images=weak if hp.weight_view == "weak" else strong1,
+            logs={
+                **self.loss_logs(pl=loss.mean(), ctr=contrast, div=div),
+                "plue_weight": weight.mean(),
+                "negatives_kept": keep.float().mean(),
+                "pl_overrules": (pseudo != logits_w.detach().argmax(1)).float().mean(),
+            },
+        )

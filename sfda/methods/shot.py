@@ -6,6 +6,7 @@ clustering pseudo-labels refreshed every epoch (with the 2022 fix).
 ``l`` is the configured pseudo-label loss (CE by default; any registered loss) and ``w_i`` the configured
 weighter's weights (none by default; NS-WS in the paper). ``cls_par: 0`` gives SHOT-IM.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,8 +59,9 @@ class SHOT(Method):
     def on_epoch_start(self, epoch: int, inference: Inference):
         if not self.uses_labels:
             return {}
-        clustering = shot_pseudo_labels(inference.features, inference.probs, threshold=self.hparams.threshold,
-                                        distance=self.hparams.distance)
+        clustering = shot_pseudo_labels(
+            inference.features, inference.probs, threshold=self.hparams.threshold, distance=self.hparams.distance
+        )
         self.pseudo = clustering.labels
         self.criterion.update_labels(clustering.labels)
         return {"pl_accuracy": 100.0 * (clustering.labels == inference.labels).float().mean().item()}
@@ -69,8 +71,9 @@ class SHOT(Method):
         logits = self.model(batch.images)
         probs = torch.softmax(logits.float(), dim=1)
         loss = hp.ent_par * im_loss(probs, hp.epsilon, hp.gent) if hp.ent_par > 0 else 0.0
-        out = StepOutput(reduced_loss=loss, logits=logits,
-                         logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss})
+        out = StepOutput(
+            reduced_loss=loss, logits=logits, logs={"loss_im": loss.detach() if torch.is_tensor(loss) else loss}
+        )
         if self.uses_labels and info.epoch >= hp.pl_warmup_epochs:
             assert self.pseudo is not None, "on_epoch_start sets the pseudo-labels before training"
             targets = self.pseudo[batch.indices]

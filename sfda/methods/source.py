@@ -1,4 +1,5 @@
 """Stage 1: supervised training on the labelled source domain (SHOT's recipe: label smoothing 0.1)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ class SourceTraining(Method):
     @dataclass
     class Params(MethodParams):
         loss: Spec = nested(LOSSES, "label_smoothing", help="the supervised loss")
-        select_best: bool = param(True, help="keep the best weights on the validation split; false: report the "
-                                             "last epoch")
+        select_best: bool = param(
+            True, help="keep the best weights on the validation split; false: report the last epoch"
+        )
 
     hparams: SourceTraining.Params
     NOT_STATE = Method.NOT_STATE + ("train_labels",)  # the data's labels, set again by setup()
@@ -44,8 +46,13 @@ class SourceTraining(Method):
         logits = self.model(batch.images)
         per_sample = self.criterion(logits, batch.labels, batch.indices)
         penalty = self.criterion.penalty(self.model)
-        return StepOutput(reduced_loss=penalty, per_sample=per_sample, targets=batch.labels, logits=logits,
-                          logs={"loss_cls": per_sample.detach().mean()})
+        return StepOutput(
+            reduced_loss=penalty,
+            per_sample=per_sample,
+            targets=batch.labels,
+            logits=logits,
+            logs={"loss_cls": per_sample.detach().mean()},
+        )
 
     def sampler_labels(self) -> Optional[torch.Tensor]:
         return self.train_labels

@@ -12,6 +12,7 @@ network's own final Linear layer.
   Cui et al. / LDAM) and ``cifar_resnet110`` (1.7 M).
 - ``cifar_resnext29``: ResNeXt-29, 8x64d (cardinality 8, widen factor 4; 34.4 M parameters).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,16 +47,29 @@ def _kaiming_fan_out(module: nn.Module) -> None:
 class CifarAlexNet(nn.Module):
     """AlexNet for 32x32 CIFAR images (bearpaw/pytorch-classification): 5 convs, 256-d features."""
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)  # no parameters: rejects any
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-            nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-            nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
         )
         self.out_features = 256
         if weights_path:
@@ -76,8 +90,13 @@ class CifarVGG19(nn.Module):
     class Params(Params):
         batch_norm: bool = param(True, help="BatchNorm after every convolution (bearpaw's vgg19_bn)")
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         batch_norm = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX).batch_norm
         layers, c = [], 3
@@ -123,8 +142,9 @@ class BasicBlock(nn.Module):
             if shortcut == "A":
                 self.shortcut = _ShortcutA(planes)
             else:
-                self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
-                                              nn.BatchNorm2d(planes))
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+                )
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -151,8 +171,13 @@ class CifarResNet110Params(CifarResNetParams):
 class CifarResNet(nn.Module):
     """He et al.'s CIFAR ResNet: depth 6n+2, basic blocks with 16/32/64 channels, 64-d features."""
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         hp = hparams_for(CifarResNet, hparams, overrides, prefix=PARAMS_PREFIX)
         assert isinstance(hp, CifarResNetParams)
@@ -182,15 +207,17 @@ class CifarResNet(nn.Module):
 
 
 @BACKBONES.register("cifar_resnet32", params=CifarResNetParams)
-def cifar_resnet32(pretrained: bool = False, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
-                   **overrides: Any) -> nn.Module:
+def cifar_resnet32(
+    pretrained: bool = False, weights_path: Optional[str] = None, hparams: Optional[Params] = None, **overrides: Any
+) -> nn.Module:
     """CIFAR ResNet-32 (0.46 M parameters), the CIFAR-LT network."""
     return CifarResNet(pretrained, weights_path, hparams_for(cifar_resnet32, hparams, overrides, prefix=PARAMS_PREFIX))
 
 
 @BACKBONES.register("cifar_resnet110", params=CifarResNet110Params)
-def cifar_resnet110(pretrained: bool = False, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
-                    **overrides: Any) -> nn.Module:
+def cifar_resnet110(
+    pretrained: bool = False, weights_path: Optional[str] = None, hparams: Optional[Params] = None, **overrides: Any
+) -> nn.Module:
     """CIFAR ResNet-110 (1.7 M parameters)."""
     return CifarResNet(pretrained, weights_path, hparams_for(cifar_resnet110, hparams, overrides, prefix=PARAMS_PREFIX))
 
@@ -209,8 +236,9 @@ class ResNeXtBottleneck(nn.Module):
         self.bn_expand = nn.BatchNorm2d(out_channels)
         self.shortcut = nn.Identity()
         if in_channels != out_channels or stride != 1:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x):
         y = F.relu(self.bn_reduce(self.conv_reduce(x)))
@@ -231,10 +259,17 @@ class CifarResNeXt29(nn.Module):
 
         def check(self) -> None:
             if (self.depth - 2) % 9 != 0:
-                raise ParamError("depth", f"must be 9n+2 for a CIFAR ResNeXt (29 = 3 blocks per stage), got {self.depth}")
+                raise ParamError(
+                    "depth", f"must be 9n+2 for a CIFAR ResNeXt (29 = 3 blocks per stage), got {self.depth}"
+                )
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         hp = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)
         cardinality, widen_factor = hp.cardinality, hp.widen_factor
@@ -244,8 +279,16 @@ class CifarResNeXt29(nn.Module):
         self.bn_1 = nn.BatchNorm2d(64)
         blocks = []
         for i, stride in enumerate((1, 2, 2)):
-            stage = [ResNeXtBottleneck(stages[i] if j == 0 else stages[i + 1], stages[i + 1], stride if j == 0 else 1,
-                                       cardinality, widen_factor) for j in range(n)]
+            stage = [
+                ResNeXtBottleneck(
+                    stages[i] if j == 0 else stages[i + 1],
+                    stages[i + 1],
+                    stride if j == 0 else 1,
+                    cardinality,
+                    widen_factor,
+                )
+                for j in range(n)
+            ]
             blocks.append(nn.Sequential(*stage))
         self.stage_1, self.stage_2, self.stage_3 = blocks
         self.out_features = stages[3]

@@ -1,5 +1,6 @@
 """Small backbones (``netF``) for small images, trained from scratch: SHOT's digit networks (LeNet for
 MNIST/USPS, DTN for SVHN -> MNIST) and ``small_cnn``, a tiny CNN for tests and quick experiments."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,13 +28,23 @@ class LeNetBase(nn.Module):
         in_channels: int = param(1, low=1, help=CHANNELS_HELP)
         hidden: int = param(0, low=0, help="units of LeNet's fully-connected layer after the convolutions (0: none)")
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         hp = hparams_for(type(self), hparams, overrides, prefix="model.params.")
         self.conv_params = nn.Sequential(
-            nn.Conv2d(hp.in_channels, 20, kernel_size=5), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(20, 50, kernel_size=5), nn.Dropout2d(p=0.5), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(hp.in_channels, 20, kernel_size=5),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(20, 50, kernel_size=5),
+            nn.Dropout2d(p=0.5),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
         )
         self.out_features = 50 * 4 * 4
         self.fc_params = None
@@ -56,15 +67,28 @@ class DTNBase(nn.Module):
     class Params(Params):
         in_channels: int = param(3, low=1, help=CHANNELS_HELP)
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         hp = hparams_for(type(self), hparams, overrides, prefix="model.params.")
         self.conv_params = nn.Sequential(
-            nn.Conv2d(hp.in_channels, 64, kernel_size=5, stride=2, padding=2), nn.BatchNorm2d(64), nn.Dropout2d(0.1),
+            nn.Conv2d(hp.in_channels, 64, kernel_size=5, stride=2, padding=2),
+            nn.BatchNorm2d(64),
+            nn.Dropout2d(0.1),
             nn.ReLU(),
-            nn.Conv2d(64, 128, kernel_size=5, stride=2, padding=2), nn.BatchNorm2d(128), nn.Dropout2d(0.3), nn.ReLU(),
-            nn.Conv2d(128, 256, kernel_size=5, stride=2, padding=2), nn.BatchNorm2d(256), nn.Dropout2d(0.5), nn.ReLU(),
+            nn.Conv2d(64, 128, kernel_size=5, stride=2, padding=2),
+            nn.BatchNorm2d(128),
+            nn.Dropout2d(0.3),
+            nn.ReLU(),
+            nn.Conv2d(128, 256, kernel_size=5, stride=2, padding=2),
+            nn.BatchNorm2d(256),
+            nn.Dropout2d(0.5),
+            nn.ReLU(),
         )
         self.out_features = 256 * 4 * 4
         if weights_path:
@@ -83,14 +107,23 @@ class SmallCNN(nn.Module):
         in_channels: int = param(3, low=1, help=CHANNELS_HELP)
         width: int = param(16, low=1, help="channels of the first convolution (the second has twice as many)")
 
-    def __init__(self, pretrained: bool = False, weights_path: Optional[str] = None,
-                 hparams: Optional[Params] = None, **overrides: Any):
+    def __init__(
+        self,
+        pretrained: bool = False,
+        weights_path: Optional[str] = None,
+        hparams: Optional[Params] = None,
+        **overrides: Any,
+    ):
         super().__init__()
         hp = hparams_for(type(self), hparams, overrides, prefix="model.params.")
         width = hp.width
         self.conv_params = nn.Sequential(
-            nn.Conv2d(hp.in_channels, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.Conv2d(hp.in_channels, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(2),
         )
         self.out_features = 2 * width * 4

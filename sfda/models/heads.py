@@ -3,6 +3,7 @@
 State-dict keys match SHOT's released checkpoints: the bottleneck has ``bottleneck.*`` (Linear) and ``bn.*``
 (BatchNorm1d); the classifier has ``fc.weight_g``, ``fc.weight_v`` and ``fc.bias``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ ResNet, ResNeXt, Wide-ResNet, VGG and AlexNet keep SHOT's module names, so that 
 ImageNet weights come through :mod:`sfda.models.weights` (downloaded once, or ``model.weights_path``).
 None of them has parameters of its own (``model.params`` stays empty).
 """
+
 from __future__ import annotations
 
 import re
@@ -58,8 +59,9 @@ class AlexNetBase(VGGBase):
 
 
 def _torchvision_factory(arch: str, cls: type) -> Callable[..., nn.Module]:
-    def factory(pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
-                **overrides: Any) -> nn.Module:
+    def factory(
+        pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None, **overrides: Any
+    ) -> nn.Module:
         hparams_for(factory, hparams, overrides, prefix="model.params.")  # no parameters: rejects any
         return cls(arch, pretrained, weights_path)
 
@@ -67,16 +69,31 @@ def _torchvision_factory(arch: str, cls: type) -> Callable[..., nn.Module]:
     return factory
 
 
-for _names, _cls in ((["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
-                       "resnext101_32x8d", "wide_resnet50_2"], ResNetBase),
-                     (["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"], VGGBase),
-                     (["alexnet"], AlexNetBase)):
+for _names, _cls in (
+    (
+        [
+            "resnet18",
+            "resnet34",
+            "resnet50",
+            "resnet101",
+            "resnet152",
+            "resnext50_32x4d",
+            "resnext101_32x8d",
+            "wide_resnet50_2",
+        ],
+        ResNetBase,
+    ),
+    (["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"], VGGBase),
+    (["alexnet"], AlexNetBase),
+):
     for _arch in _names:
         BACKBONES.register(_arch)(_torchvision_factory(_arch, _cls))
 
 
 # torchvision's DenseNet checkpoints use the old key names 'norm.1', 'conv.2', ... inside dense layers
-_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
 def densenet_remap(state: dict) -> dict:
@@ -89,8 +106,9 @@ def densenet_remap(state: dict) -> dict:
 
 
 @BACKBONES.register("densenet121")
-def densenet121(pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
-                **overrides: Any) -> nn.Module:
+def densenet121(
+    pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None, **overrides: Any
+) -> nn.Module:
     """torchvision DenseNet-121 without its classifier (1024-d)."""
     hparams_for(densenet121, hparams, overrides, prefix="model.params.")
     net = torchvision.models.densenet121(weights=None)
@@ -101,8 +119,9 @@ def densenet121(pretrained: bool = True, weights_path: Optional[str] = None, hpa
 
 
 @BACKBONES.register("vit_b_16")
-def vit_b_16(pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
-             **overrides: Any) -> nn.Module:
+def vit_b_16(
+    pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None, **overrides: Any
+) -> nn.Module:
     """torchvision ViT-B/16 (224x224 inputs) without its head: the class token (768-d)."""
     hparams_for(vit_b_16, hparams, overrides, prefix="model.params.")
     net = torchvision.models.vit_b_16(weights=None)

@@ -4,6 +4,7 @@ gradients and follows the trained model by an exponential moving average of the 
     theta' <- m theta' + (1 - m) theta        (parameters only; BatchNorm running statistics are not copied:
                                                the copy's own train-mode forwards update them)
 """
+
 from __future__ import annotations
 
 import copy

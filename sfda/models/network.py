@@ -1,4 +1,5 @@
 """The three-part SFDA network: backbone ``netF`` -> bottleneck ``netB`` -> classifier ``netC``."""
+
 from __future__ import annotations
 
 import torch.nn as nn
@@ -25,8 +26,14 @@ class SFDANet(nn.Module):
 
 def build_model(cfg) -> SFDANet:
     m = cfg.model
-    netF = BACKBONES.build(m.backbone, m.params, key="model.backbone", prefix="model.params.",
-                           pretrained=m.pretrained, weights_path=m.weights_path)
+    netF = BACKBONES.build(
+        m.backbone,
+        m.params,
+        key="model.backbone",
+        prefix="model.params.",
+        pretrained=m.pretrained,
+        weights_path=m.weights_path,
+    )
     dim = getattr(netF, "out_features", None)
     if not dim:
         raise ConfigError(f"backbone '{m.backbone}' does not declare out_features")

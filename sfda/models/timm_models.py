@@ -4,6 +4,7 @@ timm is optional (``pip install timm``, or the ``timm`` extra: ``pip install -e 
 only when a config selects ``model.backbone: timm``. ImageNet weights come through timm's own download
 (Hugging Face hub) or ``model.weights_path``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,22 +34,27 @@ def import_timm() -> Any:
     try:
         import timm
     except ImportError:
-        raise ConfigError(f"model.backbone 'timm' needs the timm package: {INSTALL_HINT} "
-                          "(or choose a torchvision backbone, e.g. model.backbone=resnet50)") from None
+        raise ConfigError(
+            f"model.backbone 'timm' needs the timm package: {INSTALL_HINT} "
+            "(or choose a torchvision backbone, e.g. model.backbone=resnet50)"
+        ) from None
     return timm
 
 
 @BACKBONES.register("timm", params=TimmParams)
-def timm_backbone(pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None,
-                  **overrides: Any) -> nn.Module:
+def timm_backbone(
+    pretrained: bool = True, weights_path: Optional[str] = None, hparams: Optional[Params] = None, **overrides: Any
+) -> nn.Module:
     """Any timm model without its head (model.params.name, e.g. swin_tiny_patch4_window7_224); needs timm."""
     hp = hparams_for(timm_backbone, hparams, overrides, prefix="model.params.")
     assert isinstance(hp, TimmParams)
     timm = import_timm()
     name = hp.name
     if not timm.is_model(name):
-        raise ConfigError(f"model.params.name: timm {timm.__version__} has no model '{name}' "
-                          "(python -c \"import timm; print(timm.list_models('swin*'))\" lists names)")
+        raise ConfigError(
+            f"model.params.name: timm {timm.__version__} has no model '{name}' "
+            "(python -c \"import timm; print(timm.list_models('swin*'))\" lists names)"
+        )
     try:
         net = timm.create_model(name, pretrained=bool(pretrained and not weights_path), num_classes=0, **hp.kwargs)
     except TypeError as e:
@@ -59,7 +65,8 @@ def timm_backbone(pretrained: bool = True, weights_path: Optional[str] = None, h
             f"could not get the pretrained weights of timm model '{name}' ({type(e).__name__}: {first_line}); "
             f"on a machine with internet run python -c \"import timm; timm.create_model('{name}', pretrained=True)\" "
             "and copy the Hugging Face cache ($HF_HOME, default ~/.cache/huggingface) here, or set "
-            "model.weights_path=FILE, or train from scratch with model.pretrained=false") from None
+            "model.weights_path=FILE, or train from scratch with model.pretrained=false"
+        ) from None
     net.out_features = net.num_features
     if weights_path:
         state = load_local_weights(weights_path)
@@ -67,7 +74,9 @@ def timm_backbone(pretrained: bool = True, weights_path: Optional[str] = None, h
         usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         missing = [k for k in own if k not in usable]
         if missing:
-            raise CheckpointError(f"model.weights_path '{weights_path}' does not fit timm model '{name}': "
-                                  f"{len(missing)} missing or mis-shaped key(s), e.g. '{missing[0]}'")
+            raise CheckpointError(
+                f"model.weights_path '{weights_path}' does not fit timm model '{name}': "
+                f"{len(missing)} missing or mis-shaped key(s), e.g. '{missing[0]}'"
+            )
         net.load_state_dict(usable, strict=True)
     return net

@@ -1,5 +1,6 @@
 """ImageNet weights for torchvision backbones: downloaded once through torchvision's weights API, or read
 from a local file. Offline failures say exactly which file to fetch and where to put it."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,8 @@ def imagenet_state_dict(arch: str, weights_name: str = "IMAGENET1K_V1") -> dict:
         raise CheckpointError(
             f"could not get ImageNet weights for {arch} ({type(e).__name__}: {e}); on a machine with internet "
             f"download {w.url} and put it at {cached} (or set model.weights_path=/path/to/{fname}), "
-            f"or train from scratch with model.pretrained=false") from None
+            f"or train from scratch with model.pretrained=false"
+        ) from None
 
 
 def load_local_weights(path: str) -> dict:
@@ -38,7 +40,9 @@ def load_local_weights(path: str) -> dict:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"model.weights_path '{p}' is not a readable PyTorch file ({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"model.weights_path '{p}' is not a readable PyTorch file ({type(e).__name__}: {e})"
+        ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -57,12 +61,13 @@ def load_into(module: torch.nn.Module, state: dict, what: str, ignore_prefixes=(
         raise CheckpointError(f"{what} does not fit this backbone: {len(missing)} missing key(s), e.g. '{missing[0]}'")
     for k, v in usable.items():
         if own[k].shape != v.shape:
-            raise CheckpointError(f"{what}: '{k}' has shape {tuple(v.shape)}, the backbone expects {tuple(own[k].shape)}")
+            raise CheckpointError(
+                f"{what}: '{k}' has shape {tuple(v.shape)}, the backbone expects {tuple(own[k].shape)}"
+            )
     module.load_state_dict(usable, strict=True)
 
 
-def maybe_load(module: torch.nn.Module, arch: str, pretrained: bool, weights_path: Optional[str],
-               remap=None) -> None:
+def maybe_load(module: torch.nn.Module, arch: str, pretrained: bool, weights_path: Optional[str], remap=None) -> None:
     if weights_path:
         state = load_local_weights(weights_path)
         what = f"model.weights_path '{weights_path}'"

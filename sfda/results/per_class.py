@@ -1,6 +1,7 @@
 """Per-class test accuracy of finished runs, averaged over seeds, as grouped bars (one group per class, one bar
 per row label), with each class's training-set size from the run history: the figure that shows where a
 long-tail method helps (the tail classes) and where it costs (the head classes)."""
+
 from __future__ import annotations
 
 import statistics
@@ -15,28 +16,54 @@ def per_class_means(runs: Sequence[dict], benchmark: str, task: str, labels: Seq
     """{label: per-class accuracy averaged over the seeds} of the runs of ``benchmark`` / ``task``."""
     out: Dict[str, List[float]] = {}
     for label in labels:
-        accs = [m["per_class_accuracy"] for m in runs if m.get("benchmark") == benchmark and m.get("task") == task
-                and m.get("label") == label and m.get("per_class_accuracy")]
+        accs = [
+            m["per_class_accuracy"]
+            for m in runs
+            if m.get("benchmark") == benchmark
+            and m.get("task") == task
+            and m.get("label") == label
+            and m.get("per_class_accuracy")
+        ]
         if not accs:
-            found = sorted({m.get("label", "?") for m in runs if m.get("benchmark") == benchmark and m.get("task") == task})
-            raise SfdaError(f"no finished {benchmark} run '{label}' on task {task}; found: {', '.join(found) or 'none'}")
+            found = sorted(
+                {m.get("label", "?") for m in runs if m.get("benchmark") == benchmark and m.get("task") == task}
+            )
+            raise SfdaError(
+                f"no finished {benchmark} run '{label}' on task {task}; found: {', '.join(found) or 'none'}"
+            )
         out[label] = [statistics.fmean(float(a[k]) for a in accs if a[k] is not None) for k in range(len(accs[0]))]
     return out
 
 
-def plot_per_class(runs: Sequence[dict], benchmark: str, task: str, labels: Sequence[str], out: Path,
-                   class_sizes: Optional[Sequence[int]] = None) -> Path:
+def plot_per_class(
+    runs: Sequence[dict],
+    benchmark: str,
+    task: str,
+    labels: Sequence[str],
+    out: Path,
+    class_sizes: Optional[Sequence[int]] = None,
+) -> Path:
     """Grouped bars of :func:`per_class_means`; ``class_sizes`` (training images per class) label the x axis."""
     means = per_class_means(runs, benchmark, task, labels)
-    seeds = {lab: sorted(m["seed"] for m in runs if m.get("benchmark") == benchmark and m.get("task") == task
-                         and m.get("label") == lab) for lab in labels}
+    seeds = {
+        lab: sorted(
+            m["seed"]
+            for m in runs
+            if m.get("benchmark") == benchmark and m.get("task") == task and m.get("label") == lab
+        )
+        for lab in labels
+    }
     plt = _plt()
     k = len(next(iter(means.values())))
     width = 0.8 / len(labels)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * k + 1.5), 3.2))
     for i, (label, acc) in enumerate(means.items()):
-        ax.bar([c - 0.4 + width * (i + 0.5) for c in range(k)], acc, width,
-               label=f"{label} (mean {statistics.fmean(acc):.1f}, {len(seeds[label])} seeds)")
+        ax.bar(
+            [c - 0.4 + width * (i + 0.5) for c in range(k)],
+            acc,
+            width,
+            label=f"{label} (mean {statistics.fmean(acc):.1f}, {len(seeds[label])} seeds)",
+        )
     ticks = [f"{c}\n{class_sizes[c]}" for c in range(k)] if class_sizes else [str(c) for c in range(k)]
     ax.set_xticks(range(k), ticks, fontsize=8)
     ax.set_xlabel("class (training images)" if class_sizes else "class")

@@ -6,6 +6,7 @@
 - ``ns_class_vs_size.png`` / ``ns_class_vs_accuracy.png``: per-class mean NS score against class size and
   class accuracy, with the least-squares line and Pearson's r (paper Fig. 4).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ import torch
 
 from ..errors import SfdaError
 
-MATPLOTLIB_MISSING = ('`sfda plot` needs matplotlib, which is not installed: pip install matplotlib, '
-                      'or pip install -e ".[plot]"')
+MATPLOTLIB_MISSING = (
+    '`sfda plot` needs matplotlib, which is not installed: pip install matplotlib, or pip install -e ".[plot]"'
+)
 
 
 def _plt() -> Any:
@@ -42,8 +44,9 @@ def pearson(x: List[float], y: List[float]) -> float:
 def load_scores(run: Path, which: str = "last") -> dict:
     f = Path(run) / "ns_scores.pt"
     if not f.is_file():
-        raise SfdaError(f"'{f}' not found: `sfda plot` needs a run trained with weighting.name=ns "
-                        "(and weighting.save_scores=true)")
+        raise SfdaError(
+            f"'{f}' not found: `sfda plot` needs a run trained with weighting.name=ns (and weighting.save_scores=true)"
+        )
     saved = torch.load(f, map_location="cpu", weights_only=False)
     if which not in saved:
         raise SfdaError(f"'{f}' has no '{which}' epoch (it has: {', '.join(saved)})")
@@ -94,7 +97,9 @@ def plot_run(run: Path, out: Path, which: str = "last") -> List[Path]:
     panels = [("size", "class size (samples with this label)", sizes)]
     acc = metrics.get("per_class_accuracy")
     if acc:
-        panels.append(("accuracy", "class accuracy (%)", {k: acc[k] for k in means if k < len(acc) and acc[k] is not None}))
+        panels.append(
+            ("accuracy", "class accuracy (%)", {k: acc[k] for k in means if k < len(acc) and acc[k] is not None})
+        )
     for key, xlabel, xs in panels:
         ks = [k for k in means if k in xs]
         x, y = [float(xs[k]) for k in ks], [means[k] for k in ks]

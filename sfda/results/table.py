@@ -5,6 +5,7 @@ Domain-adaptation benchmarks tabulate adaptation runs (with a source-only row an
 supervised single-domain benchmarks (``layout: "single"`` in :mod:`sfda.results.paper`: CIFAR, CIFAR-LT,
 ImageNet-1K, visual emotion) tabulate their source-stage runs: test accuracy with datasets or imbalance
 factors as columns and backbones or methods as rows, without an average column."""
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,11 @@ def _table_rows(runs: Iterable[dict]):
         score = m.get("score", m.get("accuracy"))
         rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = score
         if m.get("stage") == "adapt":
-            key = "source_only_mean_class_accuracy" if m.get("metric") == "mean_class_accuracy" else "source_only_accuracy"
+            key = (
+                "source_only_mean_class_accuracy"
+                if m.get("metric") == "mean_class_accuracy"
+                else "source_only_accuracy"
+            )
             if m.get(key) is not None:
                 source_only[m["task"]][m["seed"]] = m[key]
     out = {label: {t: list(s.values()) for t, s in tasks.items()} for label, tasks in rows.items()}
@@ -126,8 +131,12 @@ def _paper_cells(vals: dict, tasks: List[str]) -> List[str]:
     return [f"{vals[t]:.1f}" if t in vals else "" for t in tasks]
 
 
-def _with_paper_rows(ours: Dict[str, str], paper_rows: list, paper_line: Callable[[str, str, dict], str],
-                     keep_unmatched: Callable[[dict], bool] = lambda vals: True) -> List[str]:
+def _with_paper_rows(
+    ours: Dict[str, str],
+    paper_rows: list,
+    paper_line: Callable[[str, str, dict], str],
+    keep_unmatched: Callable[[dict], bool] = lambda vals: True,
+) -> List[str]:
     """Each of our rows (label -> Markdown line) followed by the published rows of the same label, then the
     published rows that matched none of ours (those with ``keep_unmatched(values)``)."""
     lines, used = [], set()
@@ -182,22 +191,28 @@ def _single_rows(runs: List[dict], info: dict, cross: Optional[str] = None) -> D
     return dict(sorted(rows.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
-def _single_table(title: str, rows: Dict[str, Dict[str, Dict[int, float]]], info: dict, paper_rows: list,
-                  std: bool, n_seeds: int) -> str:
+def _single_table(
+    title: str, rows: Dict[str, Dict[str, Dict[int, float]]], info: dict, paper_rows: list, std: bool, n_seeds: int
+) -> str:
     seen = {t for r in rows.values() for t in r}
     tasks = [t for t in info["tasks"] if t in seen] + sorted(seen - set(info["tasks"]))
     names = info.get("display", {})
     head = ["method"] + [names.get(t, t) for t in tasks]
-    ours = {label: _md_row([f"**{label}** (ours)"] +
-                           [_seeds_cell(list(per_task[t].values()), std, n_seeds) if t in per_task else ""
-                            for t in tasks])
-            for label, per_task in rows.items()}
+    ours = {
+        label: _md_row(
+            [f"**{label}** (ours)"]
+            + [_seeds_cell(list(per_task[t].values()), std, n_seeds) if t in per_task else "" for t in tasks]
+        )
+        for label, per_task in rows.items()
+    }
 
     def paper_line(label: str, source: str, vals: dict) -> str:
         return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks))
 
-    return "\n".join(_header(title, head) + _with_paper_rows(ours, paper_rows, paper_line,
-                                                             lambda vals: any(t in vals for t in tasks)))
+    return "\n".join(
+        _header(title, head)
+        + _with_paper_rows(ours, paper_rows, paper_line, lambda vals: any(t in vals for t in tasks))
+    )
 
 
 def _seeds_cell(values: List[float], std: bool, n_seeds: int) -> str:

@@ -1,6 +1,7 @@
 """The sampler interface: per epoch, from the current labels of the training set (ground truth in source
 training, pseudo-labels after each refresh in adaptation; None if the method has none), a sampler returns a
 torch Sampler, or None for plain shuffling. The registered ``none`` sampler always shuffles."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -22,8 +23,9 @@ class ClassSampler:
         self.num_classes = num_classes
         self.hparams: Any = hparams_for(type(self), hparams, overrides, prefix="sampler.")
 
-    def build(self, labels: Optional[torch.Tensor], epoch: int, epochs: int,
-              generator: torch.Generator) -> Optional[Sampler]:
+    def build(
+        self, labels: Optional[torch.Tensor], epoch: int, epochs: int, generator: torch.Generator
+    ) -> Optional[Sampler]:
         """The epoch's sampler over the training set, or None for plain shuffling."""
         raise NotImplementedError
 

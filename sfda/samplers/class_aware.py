@@ -15,6 +15,7 @@ per epoch (N = the training-set size, so the epoch length and the lr schedule ar
 cycles class lists for CBS (epoch length C * max n_j) and uses sum-trees for SRS/PBS; the marginal class
 distribution is the same. Samples with a negative label (unlabelled) are never drawn.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, cast
@@ -48,14 +49,16 @@ class _ClassProbabilitySampler(ClassSampler):
         weights[valid] = probs[lab[valid]] / counts[lab[valid]]
         return weights
 
-    def build(self, labels: Optional[torch.Tensor], epoch: int, epochs: int,
-              generator: torch.Generator) -> Optional[WeightedRandomSampler]:
+    def build(
+        self, labels: Optional[torch.Tensor], epoch: int, epochs: int, generator: torch.Generator
+    ) -> Optional[WeightedRandomSampler]:
         if labels is None:  # the method has no labels for the training set: plain shuffling
             return None
         labels = labels.cpu()
         weights = self.sample_weights(labels, epoch, epochs)
-        return WeightedRandomSampler(cast(Sequence[float], weights), num_samples=int(labels.numel()), replacement=True,
-                                     generator=generator)
+        return WeightedRandomSampler(
+            cast(Sequence[float], weights), num_samples=int(labels.numel()), replacement=True, generator=generator
+        )
 
 
 @SAMPLERS.register("cbs", aliases=("class_balanced",))

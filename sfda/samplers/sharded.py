@@ -10,6 +10,7 @@ holds exactly positions t*B .. (t+1)*B - 1, the batch a one-process run trains o
 - evaluation (``pad=False``): no padding, every sample is on exactly one rank; the pass is gathered with
   the dataset indices (:func:`sfda.engine.evaluate.infer`).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Iterator, List, Optional
@@ -30,7 +31,7 @@ class ShardedSampler(Sampler[int]):
                 take = order[:missing]
                 order = order + take
                 missing -= len(take)
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.positions(list(iter(self.order))))
@@ -46,6 +47,8 @@ def per_rank_batch(batch_size: int, world_size: int, key: Optional[str] = None) 
     if key is not None and batch_size % world_size:
         from ..errors import ConfigError
 
-        raise ConfigError(f"{key}={batch_size} is the global batch, split evenly over the {world_size} processes; "
-                          f"set {key} to a multiple of {world_size} (or run another number of processes)")
+        raise ConfigError(
+            f"{key}={batch_size} is the global batch, split evenly over the {world_size} processes; "
+            f"set {key} to a multiple of {world_size} (or run another number of processes)"
+        )
     return max(1, -(-batch_size // world_size))

@@ -17,6 +17,7 @@ sum_i(w_i l_i) / sum_i(w_i). The ``none`` weighter takes the plain mean of the l
 At the end of an epoch a weighter returns a :class:`WeightingReport` (statistics for the history, histograms,
 per-sample arrays to keep); the run, not the weighter, logs and saves it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,11 +37,11 @@ Reduction = Literal["mean", "normalized"]
 class WeightingReport:
     """A weighter's summary of one epoch (empty if it weighted no step)."""
 
-    stats: Dict[str, float] = field(default_factory=dict)               # kept in the history as w_<name>
-    histograms: Dict[str, torch.Tensor] = field(default_factory=dict)   # TensorBoard tag -> values
-    scalars: Dict[str, float] = field(default_factory=dict)             # TensorBoard tag -> value
-    samples: Optional[Dict[str, Any]] = None    # per-sample arrays to keep (when asked: first and last epoch)
-    samples_file: str = ""                      # the run file that keeps them (e.g. ns_scores.pt)
+    stats: Dict[str, float] = field(default_factory=dict)  # kept in the history as w_<name>
+    histograms: Dict[str, torch.Tensor] = field(default_factory=dict)  # TensorBoard tag -> values
+    scalars: Dict[str, float] = field(default_factory=dict)  # TensorBoard tag -> value
+    samples: Optional[Dict[str, Any]] = None  # per-sample arrays to keep (when asked: first and last epoch)
+    samples_file: str = ""  # the run file that keeps them (e.g. ns_scores.pt)
 
 
 def gathered(parts: List[torch.Tensor]) -> torch.Tensor:
@@ -105,15 +106,21 @@ class Weighter:
         if not self._epoch_weights:
             return WeightingReport()
         weights = gathered(self._epoch_weights)
-        report = WeightingReport(stats={
-            "weight_mean": weights.mean().item(), "weight_std": weights.std(unbiased=False).item(),
-            "weight_min": weights.min().item(), "weight_max": weights.max().item()})
+        report = WeightingReport(
+            stats={
+                "weight_mean": weights.mean().item(),
+                "weight_std": weights.std(unbiased=False).item(),
+                "weight_min": weights.min().item(),
+                "weight_max": weights.max().item(),
+            }
+        )
         self.add_to_report(report, epoch, weights, gathered(self._epoch_targets).long(), keep_samples)
         self._epoch_weights, self._epoch_targets = [], []
         return report
 
-    def add_to_report(self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor,
-                      keep_samples: bool) -> None:
+    def add_to_report(
+        self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor, keep_samples: bool
+    ) -> None:
         """A weighter's own statistics of the epoch (``weights`` and ``targets`` of every weighted sample)."""
 
     def state_dict(self) -> dict:

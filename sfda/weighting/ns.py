@@ -19,6 +19,7 @@ On CUDA the composite pass runs in mixed precision (``amp``) and is replayed as 
 engine's generic :class:`~sfda.engine.cuda_graph.ReplayedForward`. The epoch's statistics (clamped fraction,
 score spread, per-class scores) and the kept scores are :mod:`sfda.weighting.ns_diagnostics`.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,9 @@ def default_grid(m: int) -> Tuple[int, int]:
     return r, m // r
 
 
-def make_composites(images: torch.Tensor, groups: torch.Tensor, grid: Sequence[int], *,
-                    direct: Optional[bool] = None) -> torch.Tensor:
+def make_composites(
+    images: torch.Tensor, groups: torch.Tensor, grid: Sequence[int], *, direct: Optional[bool] = None
+) -> torch.Tensor:
     """images [B, C, H, W]; groups [G, m] batch indices, row-major over the grid -> composites [G, C, H, W]."""
     R, Cg = int(grid[0]), int(grid[1])
     G, m = groups.shape
@@ -54,8 +56,11 @@ def make_composites(images: torch.Tensor, groups: torch.Tensor, grid: Sequence[i
     if direct is None:
         direct = H % R == 0 and W % Cg == 0
     if direct:
-        tiles = images if (R, Cg) == (1, 1) else F.interpolate(images, size=(H // R, W // Cg), mode="bilinear",
-                                                               align_corners=False)
+        tiles = (
+            images
+            if (R, Cg) == (1, 1)
+            else F.interpolate(images, size=(H // R, W // Cg), mode="bilinear", align_corners=False)
+        )
         t = tiles[groups.reshape(-1)].view(G, R, Cg, ch, H // R, W // Cg)
         return t.permute(0, 3, 1, 4, 2, 5).reshape(G, ch, H, W)
     big = images[groups.reshape(-1)].view(G, R, Cg, ch, H, W).permute(0, 3, 1, 4, 2, 5).reshape(G, ch, R * H, Cg * W)
@@ -95,9 +100,13 @@ class NaturalSelection(Weighter):
     def __init__(self, num_classes: int, hparams: Optional[ComponentParams] = None, **overrides: Any):
         super().__init__(num_classes, hparams, **overrides)
         self.grid: Tuple[int, int] = tuple(self.hparams.grid) if self.hparams.grid else default_grid(self.hparams.m)
-        self.composite_pass = ReplayedForward(amp=self.hparams.amp, graph=self.hparams.graph,
-                                              max_graphs=self.MAX_GRAPHS, what="NS: the composite pass",
-                                              hint="set weighting.graph=false to silence this")
+        self.composite_pass = ReplayedForward(
+            amp=self.hparams.amp,
+            graph=self.hparams.graph,
+            max_graphs=self.MAX_GRAPHS,
+            what="NS: the composite pass",
+            hint="set weighting.graph=false to silence this",
+        )
         self.diagnostics = NSDiagnostics(keep_indices=self.hparams.save_scores)
 
     @classmethod
@@ -134,8 +143,9 @@ class NaturalSelection(Weighter):
         super().sync_epoch(gather)
         self.diagnostics.sync(gather)
 
-    def add_to_report(self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor,
-                      keep_samples: bool) -> None:
+    def add_to_report(
+        self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor, keep_samples: bool
+    ) -> None:
         hp = self.hparams
         kept = {"sigma": hp.sigma, "rho": hp.rho, "m": hp.m} if keep_samples and hp.save_scores else None
         self.diagnostics.report(report, epoch, weights, targets, self.num_classes, kept)

@@ -4,6 +4,7 @@ sample's score and weight (the run keeps them in ``ns_scores.pt``, which ``sfda 
 
 Per step the scores and counts stay on the device (no host sync); they are gathered once per epoch.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Union
@@ -46,8 +47,15 @@ class NSDiagnostics:
         counts = gather(torch.tensor([[float(self.clamped), float(self.seen)]], dtype=torch.float64))
         self.clamped, self.seen = int(counts[:, 0].sum().item()), int(counts[:, 1].sum().item())
 
-    def report(self, report: WeightingReport, epoch: int, weights: torch.Tensor, targets: torch.Tensor,
-               num_classes: int, samples: Optional[Dict[str, float]]) -> None:
+    def report(
+        self,
+        report: WeightingReport,
+        epoch: int,
+        weights: torch.Tensor,
+        targets: torch.Tensor,
+        num_classes: int,
+        samples: Optional[Dict[str, float]],
+    ) -> None:
         """Add the epoch's NS statistics to ``report`` and reset. ``samples``: keep every sample's score and
         weight with these settings (sigma, rho, m), or None."""
         scores = gathered(self.scores)
@@ -61,6 +69,12 @@ class NSDiagnostics:
             report.scalars.update({f"ns_class_score/class_{k:03d}": mean for k, mean in class_means.items()})
             if samples is not None:
                 report.samples_file = SCORES_FILE
-                report.samples = {"epoch": epoch + 1, "indices": gathered(self.indices).long(), "targets": targets,
-                                  "scores": scores, "weights": weights, **samples}
+                report.samples = {
+                    "epoch": epoch + 1,
+                    "indices": gathered(self.indices).long(),
+                    "targets": targets,
+                    "scores": scores,
+                    "weights": weights,
+                    **samples,
+                }
         self.reset()

@@ -1,4 +1,5 @@
 """Simple per-sample weights to compare NS against (computed from the training pass's own logits)."""
+
 from __future__ import annotations
 
 import math

@@ -34,7 +34,7 @@ from .sync_bn import GlobalBatchNorm, convert
 
 SYNC_BN = (GlobalBatchNorm, nn.SyncBatchNorm)
 # buffers are synchronised at the wrapper's creation (rank 0's) and at the end of every epoch, not per forward
-NO_FORWARD_SYNC = ({"forward_sync_buffers": False}
+NO_FORWARD_SYNC: Dict[str, Any] = ({"forward_sync_buffers": False}
                    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
                    else {"broadcast_buffers": False})
 

@@ -8,6 +8,8 @@ or methods as rows, no average) and may give ``display`` names for their task co
 """
 from __future__ import annotations
 
+from typing import Any, Dict
+
 OH_TASKS = ["Ar_Cl", "Ar_Pr", "Ar_Rw", "Cl_Ar", "Cl_Pr", "Cl_Rw", "Pr_Ar", "Pr_Cl", "Pr_Rw", "Rw_Ar", "Rw_Cl", "Rw_Pr"]
 O31_TASKS = ["A_D", "A_W", "D_A", "D_W", "W_A", "W_D"]
 DN_TASKS = ["R_C", "R_P", "P_C", "C_S", "S_P", "R_S", "P_R"]
@@ -33,7 +35,7 @@ DLT_TASKS = ["imb100", "imb50", "imb10", "imb1"]
 LT10_TASKS = [f"cifar10-lt-{imb}" for imb in (200, 100, 50, 10)]
 EMO_TASKS = ["twitter1", "twitter2", "flickr", "instagram", "fi", "emoset"]
 
-PAPER = {
+PAPER: Dict[str, Dict[str, Any]] = {
     "office-home": {
         "tasks": OH_TASKS,
         "rows": [

@@ -26,7 +26,7 @@ def register(sub):
     p.add_argument("--benchmark", help="only this benchmark")
     p.add_argument("--stage", choices=["source", "adapt"], default=None,
                    help="which runs to tabulate (default: adaptation runs, plus the source-stage runs of the "
-                        "supervised single-domain benchmarks: cifar, cifar-lt, imagenet, emotion)")
+                        "supervised single-domain benchmarks: cifar, cifar-lt, digits-lt, imagenet, emotion)")
     p.add_argument("--no-paper", action="store_true", help="leave out the published rows")
     p.add_argument("--no-std", action="store_true", help="means only")
     p.add_argument("--out", help="also write the table to this file")

@@ -2,9 +2,10 @@
 
 Each benchmark has its task order and a list of rows ``(label, source, values)`` where ``values`` maps a
 task to its number; "avg" is the published average. Supervised single-domain benchmarks (CIFAR, CIFAR-LT,
-ImageNet-1K, visual emotion) have ``layout: "single"`` (datasets or imbalance factors as columns, backbones
-or methods as rows, no average) and may give ``display`` names for their task columns. A row is printed under our row of the same label
-(case and spaces ignored), so configs set ``label`` to the paper's row name.
+digits-LT, ImageNet-1K, visual emotion) have ``layout: "single"`` (datasets or imbalance factors as columns,
+backbones or methods as rows, no average) and may give ``display`` names for their task columns (and, digits-LT,
+``order``, ``cross``, ``seed_counts`` and ``reference``: see ``table.render_single``). A row is printed under our
+row of the same label (case and spaces ignored), so configs set ``label`` to the paper's row name.
 """
 from __future__ import annotations
 

@@ -232,3 +232,60 @@ def test_table_v_layout_rows_in_the_papers_order_uci_beside_and_cifar_lt_10_apar
     )
     assert len(lines) - ref - 4 == 17 and "33.6" not in text  # the 17 CIFAR-LT-10 rows, no CIFAR-LT-100 number
     assert "Table V" not in render(runs, "digits-lt", paper=False)
+
+
+def test_plot_classes_draws_the_rows_mean_per_class_accuracy(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("matplotlib")
+    from sfda.results.per_class import per_class_means
+
+    runs = []
+    for label, seed, acc in (("Baseline", 1, [90.0, 10.0]), ("Baseline", 2, [80.0, 30.0]), ("NS-LF", 1, [85.0, 40.0])):
+        m = {**_m("imb100", label, seed, 50.0, 40.0), "per_class_accuracy": acc}
+        runs.append(m)
+        d = tmp_path / "runs" / label / str(seed)
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(m))
+    assert per_class_means(runs, "digits-lt", "imb100", ["Baseline", "NS-LF"]) == {
+        "Baseline": [85.0, 20.0],
+        "NS-LF": [85.0, 40.0],
+    }
+    out = tmp_path / "fig.png"
+    assert (
+        main(
+            [
+                "plot-classes",
+                str(tmp_path / "runs"),
+                "--benchmark",
+                "digits-lt",
+                "--task",
+                "imb100",
+                "--labels",
+                "Baseline",
+                "NS-LF",
+                "--sizes-from",
+                str(SHIPPED / "train_imb100.txt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert out.is_file() and out.stat().st_size > 1000
+    assert (
+        main(
+            [
+                "plot-classes",
+                str(tmp_path / "runs"),
+                "--benchmark",
+                "digits-lt",
+                "--task",
+                "imb100",
+                "--labels",
+                "NS-WS",
+            ]
+        )
+        == 2
+    )
+    assert "no finished digits-lt run 'NS-WS' on task imb100; found: Baseline, NS-LF" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def register(sub):
         choices=["source", "adapt"],
         default=None,
         help="which runs to tabulate (default: adaptation runs, plus the source-stage runs of the "
-        "supervised single-domain benchmarks: cifar, cifar-lt, imagenet, emotion)",
+        "supervised single-domain benchmarks: cifar, cifar-lt, digits-lt, imagenet, emotion)",
     )
     p.add_argument("--no-paper", action="store_true", help="leave out the published rows")
     p.add_argument("--no-std", action="store_true", help="means only")

@@ -2,12 +2,15 @@
 
 Each benchmark has its task order and a list of rows ``(label, source, values)`` where ``values`` maps a
 task to its number; "avg" is the published average. Supervised single-domain benchmarks (CIFAR, CIFAR-LT,
-ImageNet-1K, visual emotion) have ``layout: "single"`` (datasets or imbalance factors as columns, backbones
-or methods as rows, no average) and may give ``display`` names for their task columns. A row is printed under our row of the same label
-(case and spaces ignored), so configs set ``label`` to the paper's row name.
+digits-LT, ImageNet-1K, visual emotion) have ``layout: "single"`` (datasets or imbalance factors as columns,
+backbones or methods as rows, no average) and may give ``display`` names for their task columns (and, digits-LT,
+``order``, ``cross``, ``seed_counts`` and ``reference``: see ``table.render_single``). A row is printed under our
+row of the same label (case and spaces ignored), so configs set ``label`` to the paper's row name.
 """
 
 from __future__ import annotations
+
+from typing import Any, Dict
 
 OH_TASKS = ["Ar_Cl", "Ar_Pr", "Ar_Rw", "Cl_Ar", "Cl_Pr", "Cl_Rw", "Pr_Ar", "Pr_Cl", "Pr_Rw", "Rw_Ar", "Rw_Cl", "Rw_Pr"]
 O31_TASKS = ["A_D", "A_W", "D_A", "D_W", "W_A", "W_D"]
@@ -45,7 +48,7 @@ DLT_TASKS = ["imb100", "imb50", "imb10", "imb1"]
 LT10_TASKS = [f"cifar10-lt-{imb}" for imb in (200, 100, 50, 10)]
 EMO_TASKS = ["twitter1", "twitter2", "flickr", "instagram", "fi", "emoset"]
 
-PAPER = {
+PAPER: Dict[str, Dict[str, Any]] = {
     "office-home": {
         "tasks": OH_TASKS,
         "rows": [

@@ -2,7 +2,7 @@
 tasks as columns, mean ± standard deviation over seeds, with the published numbers beside ours.
 
 Domain-adaptation benchmarks tabulate adaptation runs (with a source-only row and an average column);
-supervised single-domain benchmarks (``layout: "single"`` in :mod:`sfda.results.paper`: CIFAR, CIFAR-LT,
+supervised single-domain benchmarks (``layout: "single"`` in :mod:`sfda.results.paper`: CIFAR, CIFAR-LT, digits-LT,
 ImageNet-1K, visual emotion) tabulate their source-stage runs: test accuracy with datasets or imbalance
 factors as columns and backbones or methods as rows, without an average column."""
 

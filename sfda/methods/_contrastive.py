@@ -31,9 +31,9 @@ from ..data.transforms import build_transform
 from ..data.views import strong_recipe, strong_view, use_views
 from ..models.momentum import momentum_copy, momentum_update
 from ..neighbours import KnnBackend, knn
-from ..params import Params, param
+from ..params import param
 from ..state import PerSampleState
-from .base import Batch, Method
+from .base import Batch, Method, MethodParams
 
 
 class KeyQueue(nn.Module):
@@ -151,7 +151,7 @@ class ContrastiveMethod(Method):
     """Base of AdaContrast and PLUE: views, key model, key queue; subclasses add their bank and losses."""
 
     @dataclass
-    class Params(Params):
+    class Params(MethodParams):
         k: int = param(10, low=1, help="neighbours in the soft voting (cosine)")
         queue_size: int = param(16384, low=1, help="key queue slots (at most the target size N)")
         temperature: float = param(0.07, low=0.0, low_open=True, help="InfoNCE temperature tau")

@@ -25,9 +25,7 @@ import torch.nn.functional as F
 
 from ..params import ParamError, Params, hparams_for, param
 from ..registry import BACKBONES
-from .weights import maybe_load
-
-PARAMS_PREFIX = "model.params."
+from .base import PARAMS_PREFIX, Backbone
 
 
 def _kaiming_fan_out(module: nn.Module) -> None:
@@ -44,18 +42,10 @@ def _kaiming_fan_out(module: nn.Module) -> None:
 
 
 @BACKBONES.register("cifar_alexnet")
-class CifarAlexNet(nn.Module):
+class CifarAlexNet(Backbone):
     """AlexNet for 32x32 CIFAR images (bearpaw/pytorch-classification): 5 convs, 256-d features."""
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)  # no parameters: rejects any
+    def build(self, hp: Any) -> None:
         self.features = nn.Sequential(
             nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=5),
             nn.ReLU(inplace=True),
@@ -72,8 +62,6 @@ class CifarAlexNet(nn.Module):
             nn.MaxPool2d(2, 2),
         )
         self.out_features = 256
-        if weights_path:
-            maybe_load(self, "cifar_alexnet", False, weights_path)
 
     def forward(self, x):
         return torch.flatten(self.features(x), 1)
@@ -83,22 +71,15 @@ VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512
 
 
 @BACKBONES.register("cifar_vgg19")
-class CifarVGG19(nn.Module):
+class CifarVGG19(Backbone):
     """VGG-19 for 32x32 CIFAR images, with BatchNorm (bearpaw's vgg19_bn): 16 convs, 512-d features."""
 
     @dataclass
     class Params(Params):
         batch_norm: bool = param(True, help="BatchNorm after every convolution (bearpaw's vgg19_bn)")
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        batch_norm = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX).batch_norm
+    def build(self, hp: Any) -> None:
+        batch_norm = hp.batch_norm
         layers, c = [], 3
         for v in VGG19:
             if v == "M":
@@ -112,8 +93,6 @@ class CifarVGG19(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_features = 512
         _kaiming_fan_out(self)
-        if weights_path:
-            maybe_load(self, "cifar_vgg19", False, weights_path)
 
     def forward(self, x):
         return torch.flatten(self.features(x), 1)
@@ -168,18 +147,10 @@ class CifarResNet110Params(CifarResNetParams):
 
 
 @BACKBONES.register("cifar_resnet", params=CifarResNetParams)
-class CifarResNet(nn.Module):
+class CifarResNet(Backbone):
     """He et al.'s CIFAR ResNet: depth 6n+2, basic blocks with 16/32/64 channels, 64-d features."""
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(CifarResNet, hparams, overrides, prefix=PARAMS_PREFIX)
+    def build(self, hp: Any) -> None:
         assert isinstance(hp, CifarResNetParams)
         depth, shortcut = hp.depth, hp.shortcut
         n = (depth - 2) // 6
@@ -197,8 +168,6 @@ class CifarResNet(nn.Module):
         for m in self.modules():  # He et al. / LDAM: kaiming-normal convolutions
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
-        if weights_path:
-            maybe_load(self, "cifar_resnet", False, weights_path)
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))

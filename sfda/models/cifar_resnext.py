@@ -6,16 +6,15 @@ widen factor 4; 34.4 M parameters), 32x32 inputs, trained from scratch. Like the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..params import ParamError, Params, hparams_for, param
+from ..params import ParamError, Params, param
 from ..registry import BACKBONES
-from .cifar import PARAMS_PREFIX
-from .weights import maybe_load
+from .base import Backbone
 
 
 class ResNeXtBottleneck(nn.Module):
@@ -44,7 +43,7 @@ class ResNeXtBottleneck(nn.Module):
 
 
 @BACKBONES.register("cifar_resnext29")
-class CifarResNeXt29(nn.Module):
+class CifarResNeXt29(Backbone):
     """ResNeXt-29 for CIFAR (default 8x64d: cardinality 8, widen factor 4), 1024-d features."""
 
     @dataclass
@@ -59,15 +58,7 @@ class CifarResNeXt29(nn.Module):
                     "depth", f"must be 9n+2 for a CIFAR ResNeXt (29 = 3 blocks per stage), got {self.depth}"
                 )
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)
+    def build(self, hp: Any) -> None:
         cardinality, widen_factor = hp.cardinality, hp.widen_factor
         n = (hp.depth - 2) // 9
         stages = [64, 64 * widen_factor, 128 * widen_factor, 256 * widen_factor]
@@ -94,8 +85,6 @@ class CifarResNeXt29(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        if weights_path:
-            maybe_load(self, "cifar_resnext29", False, weights_path)
 
     def forward(self, x):
         x = F.relu(self.bn_1(self.conv_1_3x3(x)))

@@ -372,6 +372,7 @@ def test_a_killed_two_process_run_resumes_and_finishes(adapt_config):
     ref_m, ref_h = _history(tmp / "ref" / "shot" / "seed0")
     assert ref_m["world_size"] == WORLD and ref_m["finished"]
     assert sorted(p.name for p in (tmp / "ref" / "shot" / "seed0").iterdir()) == [
+        ".lock",  # rank 0's run-folder lock (docs/run-folders.md)
         "config.yaml",
         "log.txt",
         "metrics.json",

@@ -6,13 +6,8 @@ a Markdown table (docs/methods.md)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfda.config import load_config  # noqa: E402
-from sfda.models.network import build_model  # noqa: E402
+from sfda.config import load_config
+from sfda.models.network import build_model
 
 MiB = 2**20
 QUEUE = 16384

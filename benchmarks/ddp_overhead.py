@@ -20,23 +20,20 @@ import argparse
 import os
 import socket
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfda.config import config_from_dict  # noqa: E402
-from sfda.datatypes import StepInfo  # noqa: E402
-from sfda.engine import distributed  # noqa: E402
-from sfda.engine.optim import build_optimizer  # noqa: E402
-from sfda.engine.trainer import Trainer  # noqa: E402
-from sfda.models.network import build_model  # noqa: E402
-from sfda.registry import METHODS  # noqa: E402
-from sfda.samplers import build_sampler  # noqa: E402
-from sfda.weighting import build_weighter  # noqa: E402
+from sfda.config import config_from_dict
+from sfda.datatypes import StepInfo
+from sfda.engine import distributed
+from sfda.engine.optim import build_optimizer
+from sfda.engine.trainer import Trainer
+from sfda.models.network import build_model
+from sfda.registry import METHODS
+from sfda.samplers import build_sampler
+from sfda.weighting import build_weighter
 
 PRESETS = {
     "cpu": {

@@ -1,11 +1,12 @@
-"""The data types that methods, weighters and the trainer exchange. This module depends only on torch, so
-every layer may import it (engine, methods, weighters, losses) without importing each other."""
+"""The data types that methods, weighters and the trainer exchange, and what the trainer uses of a method
+(:class:`TrainableMethod`). This module depends only on torch, so every layer may import it (engine, methods,
+weighters, losses) without importing each other."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Protocol, Union
 
 import torch
 import torch.nn as nn
@@ -84,3 +85,20 @@ class EvalPolicy(Enum):
     #                                           on_epoch_start) and one after the last; the last epoch is reported
     AFTER_EACH_EPOCH = "after_each_epoch"  # supervised: validation after every epoch; with select_best the
     #                                           best-scoring weights are kept, otherwise the last
+
+
+class TrainableMethod(Protocol):
+    """What the trainer uses of a method (``sfda.methods.base.Method`` provides it)."""
+
+    model: nn.Module
+    num_classes: int
+    evaluation: EvalPolicy
+    select_best: bool
+
+    def param_groups(self) -> List[dict]: ...
+    def on_epoch_start(self, epoch: int, inference: Inference) -> Dict[str, Any]: ...
+    def training_step(self, batch: Batch, info: StepInfo) -> StepOutput: ...
+    def sampler_labels(self) -> Optional[torch.Tensor]: ...
+    def train_mode(self) -> None: ...
+    def state_dict(self) -> Dict[str, Any]: ...
+    def load_state_dict(self, state: Dict[str, Any]) -> None: ...

@@ -80,3 +80,18 @@ class FitResult:
     history: List[Dict[str, Any]]
     final: Dict[str, Any]  # classification_metrics of the weights the run ends with
     best_epoch: int
+
+
+def epoch_line(boundary: Dict[str, Any], after: Dict[str, Any], epochs: int, evaluated_before: bool) -> str:
+    """The console line of an epoch: ``boundary`` is the history entry of its starting weights (with their
+    evaluation when ``evaluated_before``), ``after`` the entry of its training."""
+    parts = [f"epoch {after['epoch']}/{epochs}"]
+    if "pl_accuracy" in boundary:
+        parts.append(f"pl_acc {boundary['pl_accuracy']:.2f}")
+    for k, v in after.items():
+        if k == "epoch" or not isinstance(v, (int, float)):
+            continue
+        parts.append(f"{k} {v:.4g}" if k != "accuracy" else f"acc {v:.2f}")
+    if evaluated_before and "accuracy" in boundary:
+        parts.insert(1, f"acc@{boundary['epoch']} {boundary['accuracy']:.2f}")
+    return "  ".join(parts)

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import parallel
+from ..config import load_config
 from ..errors import SfdaError, os_cause
+from ..paths import resolve_path
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -33,6 +35,8 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".lock"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
 
 # Keys that do not change what a run computes: excluded from its identity.
 NOT_IDENTITY: Tuple[Tuple[str, ...], ...] = (
@@ -204,3 +208,53 @@ class RunLock:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+# -- the run folder of a config, and what a finished run leaves in it ------------------------------------
+def run_name(cfg) -> str:
+    """The run's folder name under ``output_root``: the config's ``name``, plus ``+<hash>`` when the command
+    line (or a non-default source model) changed what the config's files alone would compute."""
+    files = cfg.get("_files")
+    if not files:
+        return cfg.name
+    ident = identity(cfg)
+    base = identity(load_config(files))
+    for tree in (ident, base):
+        tree.pop("seed", None)  # the seed has its own folder level
+    source_dir = cfg.get("_source_dir")
+    if source_dir and "+" in Path(source_dir).parent.name:
+        ident["source_run"] = Path(source_dir).parent.name
+    return cfg.name if ident == base else f"{cfg.name}+{short_hash(ident)}"
+
+
+def run_dir(cfg) -> Path:
+    return resolve_path(cfg.output_root) / run_name(cfg) / f"seed{cfg.seed}"
+
+
+def read_metrics(folder: Path) -> Optional[dict]:
+    f = Path(folder) / METRICS_FILE
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def write_json(obj: dict, path: Path) -> None:
+    if not parallel.is_main():  # several processes: rank 0 writes
+        return
+    write_text_atomic(json.dumps(obj, indent=1), path)
+
+
+def check_folder_config(cfg, out: Path, force: bool) -> None:
+    """Refuse a folder that holds a run of another config (unless ``force``: it is then replaced)."""
+    saved = read_saved_config(out)
+    if saved is None or force:
+        return
+    diffs = differences(identity(saved), identity(cfg))
+    if diffs:
+        raise RunFolderError(
+            f"the run folder {out} holds a run of another config ({describe_differences(diffs)}); "
+            "add --force to replace it, or set name= to keep both"
+        )

@@ -14,9 +14,22 @@ from .. import parallel
 log = logging.getLogger("sfda")
 
 
+class _Console(logging.StreamHandler):
+    """Writes to the ``sys.stdout`` of the moment (not the one at set-up), so that a redirected or captured
+    stdout (``contextlib.redirect_stdout``, pytest's ``capsys``) gets the run's lines."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_console(level: int = logging.INFO) -> None:
     if not any(getattr(h, "_sfda_console", False) for h in log.handlers):
-        h = logging.StreamHandler(sys.stdout)
+        h = _Console()
         h.setFormatter(logging.Formatter("%(message)s"))
         h._sfda_console = True  # type: ignore[attr-defined]
         log.addHandler(h)

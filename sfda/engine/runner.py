@@ -10,7 +10,6 @@ redone unless forced.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -31,60 +30,21 @@ from ..weighting import build_weighter
 from . import distributed
 from .evaluate import classification_metrics, infer
 from .rundir import (
-    RunFolderError,
+    CONFIG_FILE,
+    METRICS_FILE,
     RunLock,
-    describe_differences,
-    differences,
-    identity,
+    check_folder_config,
     make_folder,
-    read_saved_config,
+    read_metrics,
     remove_stale_temporaries,
-    short_hash,
+    run_dir,
+    write_json,
     write_text_atomic,
 )
 from .runlog import RunLog, log
 from .seed import seed_everything, set_deterministic
 from .stages import check_source_matches, describe_routing, source_config
 from .trainer import STATE_FILE, Trainer
-
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.yaml"
-
-
-def run_name(cfg) -> str:
-    """The run's folder name under ``output_root``: the config's ``name``, plus ``+<hash>`` when the command
-    line (or a non-default source model) changed what the config's files alone would compute."""
-    files = cfg.get("_files")
-    if not files:
-        return cfg.name
-    ident = identity(cfg)
-    base = identity(load_config(files))
-    for tree in (ident, base):
-        tree.pop("seed", None)  # the seed has its own folder level
-    source_dir = cfg.get("_source_dir")
-    if source_dir and "+" in Path(source_dir).parent.name:
-        ident["source_run"] = Path(source_dir).parent.name
-    return cfg.name if ident == base else f"{cfg.name}+{short_hash(ident)}"
-
-
-def run_dir(cfg) -> Path:
-    return resolve_path(cfg.output_root) / run_name(cfg) / f"seed{cfg.seed}"
-
-
-def read_metrics(folder: Path) -> Optional[dict]:
-    f = Path(folder) / METRICS_FILE
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError:
-        return None
-
-
-def write_json(obj: dict, path: Path) -> None:
-    if not parallel.is_main():  # several processes: rank 0 writes
-        return
-    write_text_atomic(json.dumps(obj, indent=1), path)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -162,19 +122,6 @@ def run_stage(
         finally:
             clear_cache()
             runlog.close()
-
-
-def check_folder_config(cfg, out: Path, force: bool) -> None:
-    """Refuse a folder that holds a run of another config (unless ``force``: it is then replaced)."""
-    saved = read_saved_config(out)
-    if saved is None or force:
-        return
-    diffs = differences(identity(saved), identity(cfg))
-    if diffs:
-        raise RunFolderError(
-            f"the run folder {out} holds a run of another config ({describe_differences(diffs)}); "
-            "add --force to replace it, or set name= to keep both"
-        )
 
 
 def _run(cfg, method_cls, out: Path, runlog: RunLog, stop_after_epoch, t0) -> Optional[dict]:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from .. import parallel
-from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput, WeightInput
+from ..datatypes import Batch, EvalPolicy, Inference, StepInfo, StepOutput, TrainableMethod, WeightInput
 from ..errors import SfdaError
 from ..models.checkpoint import atomic_save
 from ..samplers.base import ClassSampler
@@ -30,29 +29,12 @@ from .ddp import DistributedTraining
 from .evaluate import classification_metrics, infer
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import progress, resolve_mode
-from .records import BestWeights, EpochRecord, FitResult, eval_summary, history
+from .records import BestWeights, EpochRecord, FitResult, epoch_line, eval_summary, history
 from .seed import derive_seed, seed_everything
 from .weighting_output import WeightingOutput
 
 STATE_FILE = "state.pt"
 FINITE_CHECK_EVERY = 50  # steps between host synchronisations that check the loss
-
-
-class TrainableMethod(Protocol):
-    """What the trainer uses of a method (``sfda.methods.base.Method`` provides it)."""
-
-    model: nn.Module
-    num_classes: int
-    evaluation: EvalPolicy
-    select_best: bool
-
-    def param_groups(self) -> List[dict]: ...
-    def on_epoch_start(self, epoch: int, inference: Inference) -> Dict[str, Any]: ...
-    def training_step(self, batch: Batch, info: StepInfo) -> StepOutput: ...
-    def sampler_labels(self) -> Optional[torch.Tensor]: ...
-    def train_mode(self) -> None: ...
-    def state_dict(self) -> Dict[str, Any]: ...
-    def load_state_dict(self, state: Dict[str, Any]) -> None: ...
 
 
 def _check_finite(loss_sum: float, epoch: int, iteration: int) -> None:
@@ -302,15 +284,7 @@ class Trainer:
 
     def _report(self, boundary: Dict[str, Any], after: Dict[str, Any]) -> None:
         """Log an epoch: ``boundary`` is the history entry of its starting weights, ``after`` its training."""
-        parts = [f"epoch {after['epoch']}/{self.epochs}"]
-        if "pl_accuracy" in boundary:
-            parts.append(f"pl_acc {boundary['pl_accuracy']:.2f}")
-        for k, v in after.items():
-            if k == "epoch" or not isinstance(v, (int, float)):
-                continue
-            parts.append(f"{k} {v:.4g}" if k != "accuracy" else f"acc {v:.2f}")
-        if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH and "accuracy" in boundary:
-            parts.insert(1, f"acc@{boundary['epoch']} {boundary['accuracy']:.2f}")
-        self.log.info("  ".join(parts))
+        evaluated_before = self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH
+        self.log.info(epoch_line(boundary, after, self.epochs, evaluated_before))
         self.log.scalars({k: v for k, v in boundary.items() if k != "epoch"}, boundary["epoch"], "epoch/")
         self.log.scalars({k: v for k, v in after.items() if k != "epoch"}, after["epoch"], "train/")

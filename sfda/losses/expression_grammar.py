@@ -138,17 +138,17 @@ class _Parser:
             raise FormulaError(token[2], "syntax error", f"expected {text!r}, got {_describe(token)}")
 
     def expr(self) -> Node:
-        node = self.term()
-        while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
-            op = self.take()
-            node = Node("call", INFIX[op[1]], (node, self.term()), op[2])
-        return node
+        return self.left_associative(self.term, ("+", "-"))
 
     def term(self) -> Node:
-        node = self.factor()
-        while self.peek()[1] in ("*", "/") and self.peek()[0] == "op":
+        return self.left_associative(self.factor, ("*", "/"))
+
+    def left_associative(self, operand: Callable[[], Node], operators: Tuple[str, ...]) -> Node:
+        """``operand (op operand)*`` for the infix ``operators`` of one precedence level, grouped to the left."""
+        node = operand()
+        while self.peek()[1] in operators and self.peek()[0] == "op":
             op = self.take()
-            node = Node("call", INFIX[op[1]], (node, self.factor()), op[2])
+            node = Node("call", INFIX[op[1]], (node, operand()), op[2])
         return node
 
     def factor(self) -> Node:

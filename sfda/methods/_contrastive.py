@@ -21,7 +21,7 @@ state, so a resumed run continues exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Tuple
+from typing import Dict, Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +29,13 @@ from torch import nn
 
 from ..data.transforms import build_transform
 from ..data.views import strong_recipe, strong_view, use_views
+from ..datatypes import Inference
+from ..errors import SfdaError
 from ..models.momentum import momentum_copy, momentum_update
 from ..neighbours import KnnBackend, knn
-from ..params import Params, param
+from ..params import param
 from ..state import PerSampleState
-from .base import Batch, Method
+from .base import Batch, Method, MethodParams
 
 
 class KeyQueue(nn.Module):
@@ -151,7 +153,7 @@ class ContrastiveMethod(Method):
     """Base of AdaContrast and PLUE: views, key model, key queue; subclasses add their bank and losses."""
 
     @dataclass
-    class Params(Params):
+    class Params(MethodParams):
         k: int = param(10, low=1, help="neighbours in the soft voting (cosine)")
         queue_size: int = param(16384, low=1, help="key queue slots (at most the target size N)")
         temperature: float = param(0.07, low=0.0, low_open=True, help="InfoNCE temperature tau")
@@ -167,6 +169,7 @@ class ContrastiveMethod(Method):
         freeze_classifier: bool = param(False, help="the references train the classifier")
 
     hparams: ContrastiveMethod.Params
+    bank: RingBank  # made by the subclass's setup()
 
     def setup(self, train_set, device) -> None:
         super().setup(train_set, device)
@@ -181,6 +184,23 @@ class ContrastiveMethod(Method):
     def train_mode(self) -> None:
         super().train_mode()
         self.key_model.train()
+
+    def fill_bank(self, inference: Inference, rows: Optional[int]) -> None:
+        """Fill the refinement bank with ``rows`` random samples (None: all) of the eval pass, which must be the
+        pass over the training set (the target domain)."""
+        n = inference.features.shape[0]
+        if n != self.train_size:
+            raise SfdaError(
+                f"the evaluation set has {n} images but the training set {self.train_size}: "
+                f"{self.name} builds its bank from the target domain, so both must be it"
+            )
+        picked = torch.randperm(n, device=inference.features.device)[:rows]
+        self.bank.fill(inference.features[picked], inference.probs[picked])
+
+    def refined_label_accuracy(self, inference: Inference) -> Dict[str, float]:
+        """The accuracy of the bank-refined pseudo-labels of the eval pass (a logged diagnostic)."""
+        refined = self.bank.vote(inference.features, self.hparams.k).argmax(dim=1)
+        return {"pl_accuracy": 100.0 * (refined == inference.labels).float().mean().item()}
 
     @staticmethod
     def views(batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 
 from ..datatypes import Inference
-from ..errors import SfdaError
 from ..params import param
 from ..registry import METHODS
 from ._contrastive import ContrastiveMethod, RingBank, batch_diversity, info_nce, temporal_mask
@@ -83,16 +82,8 @@ class PLUE(ContrastiveMethod):
         self.memory_column = torch.zeros((), dtype=torch.long, device=device)
 
     def on_epoch_start(self, epoch: int, inference: Inference):
-        n = inference.features.shape[0]
-        if n != self.train_size:
-            raise SfdaError(
-                f"the evaluation set has {n} images but the training set {self.train_size}: plue "
-                "builds its bank from the target domain, so both must be it"
-            )
-        rows = torch.randperm(n, device=inference.features.device)[: self.hparams.bank_size]
-        self.bank.fill(inference.features[rows], inference.probs[rows])
-        refined = self.bank.vote(inference.features, self.hparams.k).argmax(dim=1)
-        return {"pl_accuracy": 100.0 * (refined == inference.labels).float().mean().item()}
+        self.fill_bank(inference, self.hparams.bank_size)
+        return self.refined_label_accuracy(inference)
 
     def training_step(self, batch: Batch, info: StepInfo) -> StepOutput:
         hp = self.hparams

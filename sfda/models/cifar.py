@@ -10,7 +10,7 @@ network's own final Linear layer.
 - ``cifar_resnet``: He et al.'s CIFAR ResNet (6n+2 layers of basic blocks, 16/32/64 channels) with the
   parameter-free option-A shortcut: ``cifar_resnet32`` (0.46 M parameters, the CIFAR-LT network of
   Cui et al. / LDAM) and ``cifar_resnet110`` (1.7 M).
-- ``cifar_resnext29``: ResNeXt-29, 8x64d (cardinality 8, widen factor 4; 34.4 M parameters).
+- ``cifar_resnext29``: ResNeXt-29 (``cifar_resnext.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import torch.nn.functional as F
 
 from ..params import ParamError, Params, hparams_for, param
 from ..registry import BACKBONES
-from .weights import maybe_load
-
-PARAMS_PREFIX = "model.params."
+from .base import PARAMS_PREFIX, Backbone
 
 
 def _kaiming_fan_out(module: nn.Module) -> None:
@@ -44,18 +42,10 @@ def _kaiming_fan_out(module: nn.Module) -> None:
 
 
 @BACKBONES.register("cifar_alexnet")
-class CifarAlexNet(nn.Module):
+class CifarAlexNet(Backbone):
     """AlexNet for 32x32 CIFAR images (bearpaw/pytorch-classification): 5 convs, 256-d features."""
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)  # no parameters: rejects any
+    def build(self, hp: Any) -> None:
         self.features = nn.Sequential(
             nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=5),
             nn.ReLU(inplace=True),
@@ -72,8 +62,6 @@ class CifarAlexNet(nn.Module):
             nn.MaxPool2d(2, 2),
         )
         self.out_features = 256
-        if weights_path:
-            maybe_load(self, "cifar_alexnet", False, weights_path)
 
     def forward(self, x):
         return torch.flatten(self.features(x), 1)
@@ -83,22 +71,15 @@ VGG19 = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512
 
 
 @BACKBONES.register("cifar_vgg19")
-class CifarVGG19(nn.Module):
+class CifarVGG19(Backbone):
     """VGG-19 for 32x32 CIFAR images, with BatchNorm (bearpaw's vgg19_bn): 16 convs, 512-d features."""
 
     @dataclass
     class Params(Params):
         batch_norm: bool = param(True, help="BatchNorm after every convolution (bearpaw's vgg19_bn)")
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        batch_norm = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX).batch_norm
+    def build(self, hp: Any) -> None:
+        batch_norm = hp.batch_norm
         layers, c = [], 3
         for v in VGG19:
             if v == "M":
@@ -112,8 +93,6 @@ class CifarVGG19(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_features = 512
         _kaiming_fan_out(self)
-        if weights_path:
-            maybe_load(self, "cifar_vgg19", False, weights_path)
 
     def forward(self, x):
         return torch.flatten(self.features(x), 1)
@@ -168,18 +147,10 @@ class CifarResNet110Params(CifarResNetParams):
 
 
 @BACKBONES.register("cifar_resnet", params=CifarResNetParams)
-class CifarResNet(nn.Module):
+class CifarResNet(Backbone):
     """He et al.'s CIFAR ResNet: depth 6n+2, basic blocks with 16/32/64 channels, 64-d features."""
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(CifarResNet, hparams, overrides, prefix=PARAMS_PREFIX)
+    def build(self, hp: Any) -> None:
         assert isinstance(hp, CifarResNetParams)
         depth, shortcut = hp.depth, hp.shortcut
         n = (depth - 2) // 6
@@ -197,8 +168,6 @@ class CifarResNet(nn.Module):
         for m in self.modules():  # He et al. / LDAM: kaiming-normal convolutions
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
-        if weights_path:
-            maybe_load(self, "cifar_resnet", False, weights_path)
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))
@@ -220,88 +189,3 @@ def cifar_resnet110(
 ) -> nn.Module:
     """CIFAR ResNet-110 (1.7 M parameters)."""
     return CifarResNet(pretrained, weights_path, hparams_for(cifar_resnet110, hparams, overrides, prefix=PARAMS_PREFIX))
-
-
-class ResNeXtBottleneck(nn.Module):
-    """1x1 reduce -> grouped 3x3 -> 1x1 expand, with a projection shortcut when the shape changes."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, cardinality: int, widen_factor: int):
-        super().__init__()
-        d = cardinality * out_channels // widen_factor
-        self.conv_reduce = nn.Conv2d(in_channels, d, 1, bias=False)
-        self.bn_reduce = nn.BatchNorm2d(d)
-        self.conv_conv = nn.Conv2d(d, d, 3, stride=stride, padding=1, groups=cardinality, bias=False)
-        self.bn = nn.BatchNorm2d(d)
-        self.conv_expand = nn.Conv2d(d, out_channels, 1, bias=False)
-        self.bn_expand = nn.BatchNorm2d(out_channels)
-        self.shortcut = nn.Identity()
-        if in_channels != out_channels or stride != 1:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
-            )
-
-    def forward(self, x):
-        y = F.relu(self.bn_reduce(self.conv_reduce(x)))
-        y = F.relu(self.bn(self.conv_conv(y)))
-        y = self.bn_expand(self.conv_expand(y))
-        return F.relu(self.shortcut(x) + y)
-
-
-@BACKBONES.register("cifar_resnext29")
-class CifarResNeXt29(nn.Module):
-    """ResNeXt-29 for CIFAR (default 8x64d: cardinality 8, widen factor 4), 1024-d features."""
-
-    @dataclass
-    class Params(Params):
-        cardinality: int = param(8, low=1, help="groups of the 3x3 convolutions")
-        widen_factor: int = param(4, low=1, help="channel multiplier of the stages (64, 128, 256 x widen_factor)")
-        depth: int = param(29, low=11, help="layers: 9n+2 (29 = 3 blocks per stage)")
-
-        def check(self) -> None:
-            if (self.depth - 2) % 9 != 0:
-                raise ParamError(
-                    "depth", f"must be 9n+2 for a CIFAR ResNeXt (29 = 3 blocks per stage), got {self.depth}"
-                )
-
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(type(self), hparams, overrides, prefix=PARAMS_PREFIX)
-        cardinality, widen_factor = hp.cardinality, hp.widen_factor
-        n = (hp.depth - 2) // 9
-        stages = [64, 64 * widen_factor, 128 * widen_factor, 256 * widen_factor]
-        self.conv_1_3x3 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-        self.bn_1 = nn.BatchNorm2d(64)
-        blocks = []
-        for i, stride in enumerate((1, 2, 2)):
-            stage = [
-                ResNeXtBottleneck(
-                    stages[i] if j == 0 else stages[i + 1],
-                    stages[i + 1],
-                    stride if j == 0 else 1,
-                    cardinality,
-                    widen_factor,
-                )
-                for j in range(n)
-            ]
-            blocks.append(nn.Sequential(*stage))
-        self.stage_1, self.stage_2, self.stage_3 = blocks
-        self.out_features = stages[3]
-        for m in self.modules():  # ResNeXt.pytorch (prlz77), used by bearpaw: kaiming-normal fan-out convs
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if weights_path:
-            maybe_load(self, "cifar_resnext29", False, weights_path)
-
-    def forward(self, x):
-        x = F.relu(self.bn_1(self.conv_1_3x3(x)))
-        x = self.stage_3(self.stage_2(self.stage_1(x)))
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)

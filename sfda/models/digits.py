@@ -4,20 +4,20 @@ MNIST/USPS, DTN for SVHN -> MNIST) and ``small_cnn``, a tiny CNN for tests and q
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from ..params import Params, hparams_for, param
+from ..params import Params, param
 from ..registry import BACKBONES
-from .weights import maybe_load
+from .base import Backbone
 
 CHANNELS_HELP = "image channels (1: grey, 3: RGB)"
 
 
 @BACKBONES.register("lenet")
-class LeNetBase(nn.Module):
+class LeNetBase(Backbone):
     """SHOT's digit LeNet: conv 1->20 k5, pool, ReLU, conv 20->50 k5, Dropout2d 0.5, pool, ReLU; 800-d.
 
     ``hidden > 0`` adds the classic LeNet fully-connected layer (800 -> hidden, ReLU, dropout 0.5).
@@ -28,15 +28,7 @@ class LeNetBase(nn.Module):
         in_channels: int = param(1, low=1, help=CHANNELS_HELP)
         hidden: int = param(0, low=0, help="units of LeNet's fully-connected layer after the convolutions (0: none)")
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(type(self), hparams, overrides, prefix="model.params.")
+    def build(self, hp: Any) -> None:
         self.conv_params = nn.Sequential(
             nn.Conv2d(hp.in_channels, 20, kernel_size=5),
             nn.MaxPool2d(2),
@@ -51,8 +43,6 @@ class LeNetBase(nn.Module):
         if hp.hidden > 0:
             self.fc_params = nn.Sequential(nn.Linear(self.out_features, hp.hidden), nn.ReLU(), nn.Dropout(0.5))
             self.out_features = hp.hidden
-        if weights_path:
-            maybe_load(self, "lenet", False, weights_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.conv_params(x), 1)
@@ -60,22 +50,14 @@ class LeNetBase(nn.Module):
 
 
 @BACKBONES.register("dtn")
-class DTNBase(nn.Module):
+class DTNBase(Backbone):
     """SHOT's DTN for SVHN->MNIST: three stride-2 5x5 convs (64, 128, 256) with BN, Dropout2d, ReLU; 4096-d."""
 
     @dataclass
     class Params(Params):
         in_channels: int = param(3, low=1, help=CHANNELS_HELP)
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(type(self), hparams, overrides, prefix="model.params.")
+    def build(self, hp: Any) -> None:
         self.conv_params = nn.Sequential(
             nn.Conv2d(hp.in_channels, 64, kernel_size=5, stride=2, padding=2),
             nn.BatchNorm2d(64),
@@ -91,15 +73,13 @@ class DTNBase(nn.Module):
             nn.ReLU(),
         )
         self.out_features = 256 * 4 * 4
-        if weights_path:
-            maybe_load(self, "dtn", False, weights_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.conv_params(x), 1)
 
 
 @BACKBONES.register("small_cnn")
-class SmallCNN(nn.Module):
+class SmallCNN(Backbone):
     """A tiny two-layer CNN for tests and quick experiments on small images (any size; 2x2 pooled, 8*width-d)."""
 
     @dataclass
@@ -107,15 +87,7 @@ class SmallCNN(nn.Module):
         in_channels: int = param(3, low=1, help=CHANNELS_HELP)
         width: int = param(16, low=1, help="channels of the first convolution (the second has twice as many)")
 
-    def __init__(
-        self,
-        pretrained: bool = False,
-        weights_path: Optional[str] = None,
-        hparams: Optional[Params] = None,
-        **overrides: Any,
-    ):
-        super().__init__()
-        hp = hparams_for(type(self), hparams, overrides, prefix="model.params.")
+    def build(self, hp: Any) -> None:
         width = hp.width
         self.conv_params = nn.Sequential(
             nn.Conv2d(hp.in_channels, width, 3, stride=2, padding=1),
@@ -127,8 +99,6 @@ class SmallCNN(nn.Module):
             nn.AdaptiveAvgPool2d(2),
         )
         self.out_features = 2 * width * 4
-        if weights_path:
-            maybe_load(self, "small_cnn", False, weights_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.conv_params(x), 1)

@@ -69,3 +69,21 @@ def test_timm_backbone_without_timm_is_one_error_naming_the_extra(monkeypatch):
         build_model(cfg)
     msg = str(e.value)
     assert "needs the timm package: pip install timm" in msg and '".[timm]"' in msg and "\n" not in msg
+
+
+def test_console_log_follows_a_later_stdout_redirect():
+    """The console handler is set up once per process; output logged after a caller redirects stdout must
+    reach the new stream (pytest's capsys, contextlib.redirect_stdout), not the stream of the first set-up."""
+    import contextlib
+    import io
+
+    from sfda.engine.runlog import log, setup_console
+
+    first, second = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(first):
+        setup_console()
+        log.info("one")
+    with contextlib.redirect_stdout(second):
+        setup_console()  # a second set-up adds no second handler
+        log.info("two")
+    assert first.getvalue() == "one\n" and second.getvalue() == "two\n"

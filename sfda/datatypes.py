@@ -59,6 +59,7 @@ class Inference:
     features: torch.Tensor  # [N, D] bottleneck features
     logits: torch.Tensor  # [N, K]
     labels: torch.Tensor  # [N] ground truth (used for logging only in adaptation)
+    backbone_features: Optional[torch.Tensor] = None  # [N, D_F] netF outputs, for a method that asks (TPDS)
 
     @property
     def probs(self) -> torch.Tensor:

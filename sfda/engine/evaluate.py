@@ -6,7 +6,8 @@ tensors, holding every sample exactly once."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import contextlib
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 from torch import nn
@@ -20,43 +21,81 @@ from .progress import progress
 
 @torch.no_grad()
 def infer(
-    model: nn.Module, loader: DataLoader, device: Any, *, amp: bool = False, desc: str = "eval", show: str = "none"
+    model: nn.Module,
+    loader: DataLoader,
+    device: Any,
+    *,
+    amp: bool = False,
+    desc: str = "eval",
+    show: str = "none",
+    backbone: bool = False,
 ) -> Inference:
-    """Eval-mode pass; results are preallocated on the device and filled at the samples' indices."""
+    """Eval-mode pass; results are preallocated on the device and filled at the samples' indices. ``backbone``:
+    also keep the backbone's (``model.netF``'s) outputs, read with a forward hook during the same forward."""
     was_training = model.training
     model.eval()
     size = len(loader.dataset)  # type: ignore[arg-type]
     features: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
     labels = torch.empty(size, dtype=torch.long, device=device)
+    backbone_out: Optional[torch.Tensor] = None
     use_amp = amp and torch.device(device).type == "cuda"
     sharded = isinstance(loader.sampler, ShardedSampler)
     seen = []
-    for images, batch_labels, indices in progress(loader, desc=desc, mode=show):
-        images = images.to(device, non_blocking=True)
-        indices = indices.to(device)
-        with torch.autocast(device_type=torch.device(device).type, enabled=use_amp):
-            batch_features, batch_logits = model(images, return_features=True)
-        if features is None or logits is None:
-            features = torch.empty(size, batch_features.shape[1], device=device)
-            logits = torch.empty(size, batch_logits.shape[1], device=device)
-        features[indices] = batch_features.float()
-        logits[indices] = batch_logits.float()
-        labels[indices] = batch_labels.to(device)
-        if sharded:
-            seen.append(indices)
+    with _netF_outputs(model, backbone) as captured:
+        for images, batch_labels, indices in progress(loader, desc=desc, mode=show):
+            images = images.to(device, non_blocking=True)
+            indices = indices.to(device)
+            with torch.autocast(device_type=torch.device(device).type, enabled=use_amp):
+                batch_features, batch_logits = model(images, return_features=True)
+            if features is None or logits is None:
+                features = torch.empty(size, batch_features.shape[1], device=device)
+                logits = torch.empty(size, batch_logits.shape[1], device=device)
+            features[indices] = batch_features.float()
+            logits[indices] = batch_logits.float()
+            labels[indices] = batch_labels.to(device)
+            if backbone:
+                out = captured.pop().flatten(1)
+                if backbone_out is None:
+                    backbone_out = torch.empty(size, out.shape[1], device=device)
+                backbone_out[indices] = out.float()
+            if sharded:
+                seen.append(indices)
     model.train(was_training)
     assert features is not None and logits is not None, "inference over an empty dataset"
     if sharded:
-        return _gather(features, logits, labels, torch.cat(seen), size)
-    return Inference(features, logits, labels)
+        return _gather(features, logits, labels, torch.cat(seen), size, backbone_out)
+    return Inference(features, logits, labels, backbone_out)
+
+
+@contextlib.contextmanager
+def _netF_outputs(model: nn.Module, enabled: bool) -> Iterator[List[torch.Tensor]]:
+    """A list that receives every output of ``model.netF`` while the context is open (nothing unless enabled)."""
+    captured: List[torch.Tensor] = []
+    if not enabled:
+        yield captured
+        return
+    backbone: Any = model.netF
+    hook = backbone.register_forward_hook(lambda _module, _inputs, out: captured.append(out))
+    try:
+        yield captured
+    finally:
+        hook.remove()
 
 
 def _gather(
-    features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, mine: torch.Tensor, size: int
+    features: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    mine: torch.Tensor,
+    size: int,
+    backbone: Optional[torch.Tensor] = None,
 ) -> Inference:
     """Every rank's rows of a sharded pass, in dataset order; each index must come exactly once."""
-    rows, feats, outs, labs = parallel.gather_varlen(mine, features[mine], logits[mine], labels[mine])
+    extra = () if backbone is None else (backbone[mine],)
+    rows, feats, outs, labs, *backbone_rows = parallel.gather_varlen(
+        mine, features[mine], logits[mine], labels[mine], *extra
+    )
     counts = torch.bincount(rows, minlength=size)
     if counts.numel() != size or bool((counts != 1).any()):
         raise RuntimeError(
@@ -64,7 +103,9 @@ def _gather(
             f"({int((counts > 1).sum())} more than once)"
         )
     features[rows], logits[rows], labels[rows] = feats, outs, labs
-    return Inference(features, logits, labels)
+    if backbone is not None:
+        backbone[rows] = backbone_rows[0]
+    return Inference(features, logits, labels, backbone)
 
 
 def classification_metrics(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Dict[str, Any]:

@@ -115,8 +115,11 @@ class Trainer:
             **self.loader_kwargs(),
         )
 
-    def evaluate(self, desc: str = "eval") -> Tuple[Inference, Dict[str, Any]]:
-        inference = infer(self.model, self.eval_loader(), self.device, amp=self.use_amp, desc=desc, show=self.show)
+    def evaluate(self, desc: str = "eval", backbone: bool = False) -> Tuple[Inference, Dict[str, Any]]:
+        """One pass over the evaluation set; ``backbone``: the inference also keeps the netF outputs."""
+        inference = infer(
+            self.model, self.eval_loader(), self.device, amp=self.use_amp, desc=desc, show=self.show, backbone=backbone
+        )
         return inference, classification_metrics(inference.logits.argmax(1), inference.labels, self.num_classes)
 
     # -- state -------------------------------------------------------------------------------------------
@@ -192,7 +195,8 @@ class Trainer:
         started = time.time()
         record = EpochRecord(epoch)
         if self.method.evaluation is EvalPolicy.BEFORE_EACH_EPOCH:
-            inference, metrics = self.evaluate(desc=f"eval {epoch}")
+            backbone = bool(getattr(self.method, "inference_backbone", False))
+            inference, metrics = self.evaluate(desc=f"eval {epoch}", backbone=backbone)
             record.start_eval = eval_summary(metrics)
             record.method_stats = dict(self.method.on_epoch_start(epoch, inference))
             self.dist.sync_method(self.method)

@@ -46,6 +46,7 @@ class Method:
     stage: str = "adapt"  # "source" (supervised) or "adapt" (source-free)
     evaluation: EvalPolicy = EvalPolicy.BEFORE_EACH_EPOCH
     select_best: bool = False  # with AFTER_EACH_EPOCH: keep the weights with the best eval score
+    inference_backbone: bool = False  # the epoch-start pass also keeps the netF outputs (Inference.backbone_features)
 
     def __init__(
         self,

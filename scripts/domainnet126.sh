@@ -6,6 +6,7 @@
 #   scripts/domainnet126.sh                       # SHOT and SHOT+NS-WS, seeds 2019 2020 2021
 #   SEEDS="2020" METHODS="shot" scripts/domainnet126.sh
 #   METHODS="adacontrast adacontrast_ns plue plue_ns" scripts/domainnet126.sh   # the contrastive methods, with and without NS
+#   METHODS="tpds tpds_ns" scripts/domainnet126.sh   # TPDS, with and without NS (TPDS+NS-WS: an sfda variant)
 #   scripts/domainnet126.sh data.root=/data/domainnet-126 device=cuda:1     # extra overrides for every run
 #
 # Environment: SEEDS, METHODS (folders under configs/domainnet-126/), TASKS, OUT (output_root, default runs), SFDA.

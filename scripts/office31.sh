@@ -6,6 +6,7 @@
 #   scripts/office31.sh                       # SHOT and SHOT+NS-WS, seeds 2019 2020 2021
 #   SEEDS="2020" METHODS="shot" scripts/office31.sh
 #   METHODS="adacontrast adacontrast_ns plue plue_ns" scripts/office31.sh   # the contrastive methods, with and without NS
+#   METHODS="tpds tpds_ns" scripts/office31.sh   # TPDS, with and without NS (TPDS+NS-WS: an sfda variant)
 #   scripts/office31.sh data.root=/data/office31 device=cuda:1     # extra overrides for every run
 #
 # Environment: SEEDS, METHODS (folders under configs/office31/), TASKS, OUT (output_root, default runs), SFDA.

@@ -5,6 +5,7 @@
 #   scripts/office_home.sh                       # SHOT and SHOT+NS-WS, seeds 2019 2020 2021
 #   SEEDS="2020" METHODS="shot" scripts/office_home.sh
 #   METHODS="adacontrast adacontrast_ns plue plue_ns" scripts/office_home.sh   # the contrastive methods, with and without NS
+#   METHODS="tpds tpds_ns" scripts/office_home.sh   # TPDS, with and without NS (TPDS+NS-WS: an sfda variant)
 #   METHODS="nrc nrc_ns aad aad_ns cowa cowa_ns" scripts/office_home.sh   # the other methods, each with and without NS
 #   scripts/office_home.sh data.root=/data/office-home device=cuda:1     # extra overrides for every run
 #

@@ -6,6 +6,7 @@
 #   scripts/visda_c.sh                       # SHOT and SHOT+NS-WS, seeds 2019 2020 2021
 #   SEEDS="2020" METHODS="shot" scripts/visda_c.sh
 #   METHODS="adacontrast adacontrast_ns plue plue_ns" scripts/visda_c.sh   # the contrastive methods, with and without NS
+#   METHODS="tpds tpds_ns" scripts/visda_c.sh   # TPDS, with and without NS (TPDS+NS-WS: an sfda variant)
 #   scripts/visda_c.sh data.root=/data/visda-c device=cuda:1     # extra overrides for every run
 #
 # Environment: SEEDS, METHODS (folders under configs/visda-c/), TASKS, OUT (output_root, default runs), SFDA.

@@ -20,6 +20,7 @@ ADAPT = {  # a short adaptation per method (2 epochs, stopped after the first)
     "nrc": {"method.name": "nrc"},
     "aad": {"method.name": "aad"},
     "cowa": {"method.name": "cowa"},
+    "tpds": {"method.name": "tpds"},
 }
 
 
@@ -96,7 +97,7 @@ def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case, adapt_c
     full_cfg = adapt_config(two_domains, tmp_path / "full", source_dir, case)
     full = run_stage(full_cfg)
     assert [h["epoch"] for h in full["history"]] == [0, 1, 2] and full["history"][-1]["accuracy"] == full["accuracy"]
-    if case in ("nrc", "aad", "cowa"):
+    if case in ("nrc", "aad", "cowa", "tpds"):
         assert full["accuracy"] > full["source_only_accuracy"] + 10, (full["source_only_accuracy"], full["accuracy"])
     cfg = adapt_config(two_domains, tmp_path / "resumed", source_dir, case)
     assert run_stage(cfg, stop_after_epoch=1) is None
@@ -107,11 +108,13 @@ def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case, adapt_c
         assert state["pseudo"].shape == (160,)
     if case == "cowa":
         assert state["confidence"].shape == (160,)
+    if case == "tpds":  # its bank and flags are rebuilt by the resumed run's epoch-start pass
+        assert state == {}
     resumed = run_stage(cfg)
     _assert_same_run(full_cfg, cfg, full, resumed, "target")
 
 
-@pytest.mark.parametrize("name", ["source", "shot", "nrc", "aad", "cowa"])
+@pytest.mark.parametrize("name", ["source", "shot", "nrc", "aad", "cowa", "tpds"])
 def test_everything_a_method_keeps_is_in_its_state(two_domains, tmp_path, name, make_config):
     """Attributes set by setup() and the hooks are either saved state or rebuilt by setup() from the config."""
     cfg = make_config(two_domains, tmp_path, **{"method.name": name})
@@ -125,8 +128,9 @@ def test_everything_a_method_keeps_is_in_its_state(two_domains, tmp_path, name, 
     if name != "source":
         model.eval()
         with torch.no_grad():
-            features, logits = model(torch.randn(16, 3, 16, 16), return_features=True)
-        method.on_epoch_start(0, Inference(features, logits, torch.arange(16) % 4))
+            images = torch.randn(16, 3, 16, 16)
+            features, logits = model(images, return_features=True)
+        method.on_epoch_start(0, Inference(features, logits, torch.arange(16) % 4, model.netF(images)))
     saved = set(method.state_dict())
     rebuilt_by_setup = {"train_size"}  # plain numbers derived from the data set
     assert set(vars(method)) - saved - set(method.NOT_STATE) <= rebuilt_by_setup
@@ -136,5 +140,6 @@ def test_everything_a_method_keeps_is_in_its_state(two_domains, tmp_path, name, 
         "nrc": {"bank"},
         "aad": {"bank"},
         "cowa": {"pseudo", "confidence"},
+        "tpds": set(),  # bank and flags: rebuilt from every epoch-start pass (TPDS.NOT_STATE)
     }[name]
     assert saved == expected

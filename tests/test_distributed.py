@@ -93,7 +93,7 @@ def steps(cfg_dict: dict, out: Path, rank: int, world: int, count: int = 3) -> d
     data = images(64 * count, seed=1)
     trainer, method = make_trainer(cfg_dict, data, out)
     optimizer = build_optimizer(method.param_groups(), trainer.cfg.optim)
-    inference, _ = trainer.evaluate()
+    inference, _ = trainer.evaluate(backbone=getattr(method, "inference_backbone", False))
     method.on_epoch_start(0, inference)
     trainer.dist.sync_method(method)
     with trainer.dist.wrapped(method):
@@ -103,7 +103,8 @@ def steps(cfg_dict: dict, out: Path, rank: int, world: int, count: int = 3) -> d
             trainer.train_step(data.images[rows], data.labels[rows], rows, optimizer, StepInfo(0, 1, t, count))
     result = {"weights": {k: v.clone() for k, v in method.model.state_dict().items()}}
     if hasattr(method, "bank"):
-        result["bank"] = (method.bank.features.clone(), method.bank.scores.clone())
+        bank = method.bank
+        result["bank"] = (bank.features.clone(), bank.scores.clone()) if hasattr(bank, "features") else bank.clone()
     if hasattr(method, "criterion"):
         result["loss_state"] = {k: v.clone() for k, v in method.criterion.state_dict().items()}
     trainer.dist.gather_weighter(trainer.weighter)
@@ -130,6 +131,7 @@ def job(rank: int, tmp: Path, cfgs: dict) -> dict:
     results["shot_steps"] = steps(cfgs["shot"], tmp, rank, WORLD)
     results["nrc_steps"] = steps(cfgs["nrc"], tmp, rank, WORLD, count=4)
     results["nlnl_ns_steps"] = steps(cfgs["nlnl_ns"], tmp, rank, WORLD)
+    results["tpds_steps"] = steps(cfgs["tpds"], tmp, rank, WORLD)
     # only rank 0 writes: every writer of a run, on both ranks, into a folder of this rank
     from sfda.engine.runlog import RunLog
     from sfda.engine.runner import write_json
@@ -195,6 +197,7 @@ def ranks(tmp_path_factory, tiny_config):
     cfgs = {
         "shot": _cfg(tiny_config, tmp, tmp, **{"method.name": "shot", "method.cls_par": 0.3}),
         "nrc": _cfg(tiny_config, tmp, tmp, **{"method.name": "nrc"}),
+        "tpds": _cfg(tiny_config, tmp, tmp, **{"method.name": "tpds", "method.div_par": 1.0}),
         "nlnl_ns": _cfg(
             tiny_config,
             tmp,
@@ -243,6 +246,21 @@ def test_nrc_banks_are_identical_on_every_rank(ranks):
     assert torch.equal(f0, f1) and torch.equal(s0, s1) and f0.shape[0] == 256
     weights = [results[r]["nrc_steps"]["weights"] for r in range(WORLD)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_tpds_two_by_32_trains_like_one_by_64(ranks, tmp_path):
+    """The gathered pass gives every rank the whole netF bank; the joint of the MI term, the diversity term and
+    the traced batch's BatchNorm are global, so two ranks of 32 train exactly like one process of 64."""
+    results, cfgs, _ = ranks
+    ref = steps(cfgs["tpds"], tmp_path, 0, 1)
+    assert ref["bank"].shape == (192, 128) and torch.equal(results[0]["tpds_steps"]["bank"], ref["bank"])
+    assert torch.equal(results[1]["tpds_steps"]["bank"], ref["bank"])
+    for r in range(WORLD):
+        two = results[r]["tpds_steps"]["weights"]
+        for k in ref["weights"]:
+            assert torch.allclose(two[k].float(), ref["weights"][k].float(), atol=1e-5, rtol=0), k
+    start = make_trainer(cfgs["tpds"], images(8, 0), tmp_path)[1].model.state_dict()
+    assert any(not torch.allclose(start[k].float(), ref["weights"][k].float()) for k in start)  # it did train
 
 
 def test_per_sample_loss_state_is_identical_and_ns_reports_every_sample(ranks):

@@ -129,16 +129,18 @@ def nearest_trace(
 def mi_per_sample(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """l_b = -(B / Z) p_b^T PMI q_b with the batch's PMI table held constant (module docstring); mean_b l_b is
     IIC's loss -I(J) for the joint of p and q. On several processes the joint is the global batch's."""
-    joint = p.detach().t() @ q.detach()
-    count = torch.full((1, joint.shape[1]), float(p.shape[0]), dtype=joint.dtype, device=joint.device)
-    if parallel.global_batch_terms():
-        joint, count = parallel.all_reduce_sum(torch.cat([joint, count])).split([joint.shape[0], 1])
-    joint = (joint + joint.t()) / 2
-    total = joint.sum()
-    joint = joint / total
-    marginal = torch.log(joint.sum(dim=1).clamp_min(MI_EPS))
-    pmi = torch.log(joint.clamp_min(MI_EPS)) - marginal[:, None] - marginal[None, :]
-    return -(count[0, 0] / total) * ((p @ pmi) * q).sum(dim=1)
+    with torch.autocast(device_type=p.device.type, enabled=False):  # float32 under mixed precision too
+        p, q = p.float(), q.float()
+        joint = p.detach().t() @ q.detach()
+        count = torch.full((1, joint.shape[1]), float(p.shape[0]), dtype=joint.dtype, device=joint.device)
+        if parallel.global_batch_terms():
+            joint, count = parallel.all_reduce_sum(torch.cat([joint, count])).split([joint.shape[0], 1])
+        joint = (joint + joint.t()) / 2
+        total = joint.sum()
+        joint = joint / total
+        marginal = torch.log(joint.sum(dim=1).clamp_min(MI_EPS))
+        pmi = torch.log(joint.clamp_min(MI_EPS)) - marginal[:, None] - marginal[None, :]
+        return -(count[0, 0] / total) * ((p @ pmi) * q).sum(dim=1)
 
 
 @METHODS.register("tpds")

@@ -189,6 +189,7 @@ PAPER: Dict[str, Dict[str, Any]] = {
             "SRS",
             "PBS",
             "NGL",
+            "EDL-style",
             "NS-WS",
             "NS-LF",
             "NS-LF (m=4)",

@@ -298,3 +298,40 @@ def test_every_difo_config_loads_without_clip():
         )
         assert cfg.method.cls_par == (0.2 if cfg.benchmark == "office31" else 0.4)
         assert cfg.method.prompt_lr == cfg.optim.lr
+
+
+# -- sfda table -------------------------------------------------------------------------------------------------
+def _run(method, label, task, score, seed=2020):
+    return {
+        "benchmark": "office-home",
+        "stage": "adapt",
+        "method": method,
+        "label": label,
+        "task": task,
+        "seed": seed,
+        "accuracy": score,
+        "metric": "accuracy",
+        "source_only_accuracy": 40.0,
+    }
+
+
+def test_table_shows_difo_published_numbers_in_a_separate_foundation_model_group():
+    from sfda.results.paper import DIFO_PAPER, FOUNDATION_GROUP
+    from sfda.results.table import render
+
+    runs = [
+        _run("shot", "SHOT", "Ar_Cl", 57.0),
+        _run("difo", "DIFO", "Ar_Cl", 70.0),
+        _run("difo", "DIFO+NS-WS", "Ar_Cl", 71.0),
+    ]
+    lines = render(runs, "office-home").splitlines()
+    marker = next(i for i, ln in enumerate(lines) if FOUNDATION_GROUP in ln)
+    row = {ln.split("|")[1].strip(): i for i, ln in enumerate(lines) if ln.startswith("| ")}
+    assert row["**SHOT** (ours)"] < row["SHOT (SHOT results.md)"] < marker
+    assert marker < row["**DIFO** (ours)"] < row[f"DIFO ({DIFO_PAPER})"] < row["**DIFO+NS-WS** (ours)"]
+    assert lines[row[f"DIFO ({DIFO_PAPER})"]].split("|")[2:4] == [" 70.6 ", " 83.1 "]  # Ar→Cl, then the average
+    assert lines[marker].count("|") == lines[row["**SHOT** (ours)"]].count("|")
+    assert any(ln.startswith(f"Note ({DIFO_PAPER})") for ln in lines)
+    without = render([_run("shot", "SHOT", "Ar_Cl", 57.0)], "office-home").splitlines()  # published DIFO: still apart
+    marker = next(i for i, ln in enumerate(without) if FOUNDATION_GROUP in ln)
+    assert "DIFO" in without[marker + 1] and all("DIFO" not in ln for ln in without[:marker])

@@ -82,9 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("overrides", nargs="*", help="config overrides for every run (after --)")
     a = ap.parse_args(argv)
     setup_console()
-    data = Path(a.data) if a.data else digits_offline.default_root()
-    if not digits_offline.is_built(data):
-        digits_offline.build(data)
+    data = digits_offline.ensure(a.data)
     t0 = time.time()
     results: Dict[Tuple[str, str, int], dict] = {}
     for seed in a.seeds:

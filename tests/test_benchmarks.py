@@ -45,8 +45,8 @@ def _labels(list_file: str, k: int):
 
 def test_every_benchmark_has_configs():
     assert (
-        len(CONFIGS) == 15 + 24 + 3 + 4 + 18 + 28 + 16 + 16 + 4 + 72 + 28
-    )  # office31, visda-c, domainnet-126: + 4 contrastive; + 28 TPDS (with and without NS)
+        len(CONFIGS) == 15 + 24 + 3 + 4 + 18 + 28 + 16 + 16 + 4 + 72 + 28 + 28
+    )  # office31, visda-c, domainnet-126: + 4 contrastive; + 28 DIFO, + 28 TPDS (each with and without NS)
     for bench, (tasks, sources) in SFDA.items():
         for t in tasks:
             assert f"{bench}/shot/{t}.yaml" in CONFIGS and f"{bench}/shot_ns/{t}.yaml" in CONFIGS

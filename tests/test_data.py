@@ -84,3 +84,43 @@ def test_list_format_split_and_missing_root(two_domains, tiny_config, tmp_path, 
         tiny_config(two_domains, tmp_path, **{"data.root": None, "data.dataset_dir": two_domains.name})
     )
     assert len(build_format(cfg).domain("target", train=False)) == 160
+
+
+def _truncated_jpeg(path):
+    """A JPEG cut in half: Pillow's quick check (``verify``) accepts it, decoding it fails."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) * 3 // 4])
+
+
+def test_an_image_that_passes_the_quick_check_but_cannot_be_decoded(tmp_path):
+    from sfda.data.dataset import UndecodableImage
+
+    entries = _setup(tmp_path)
+    _truncated_jpeg(tmp_path / "img" / "1.png")
+    plain = ImageList(entries, tmp_path, lambda im: im, list_file="d.txt")
+    with pytest.raises(
+        DataError, match=r"d\.txt:2: cannot decode image .*; replace the file or set data\.skip_bad_images=true$"
+    ):
+        plain[1]
+    skipping = ImageList(entries, tmp_path, lambda im: im, list_file="d.txt", skip_bad=True)
+    assert len(skipping) == 4  # it passed the quick check
+    with pytest.raises(UndecodableImage) as err:  # the run drops it and starts again (test_user_errors.py)
+        skipping[1]
+    assert "skip_bad_images" not in str(err.value)  # never suggests the option that is already set
+    assert str(err.value).endswith("replace or remove the file")
+
+
+def test_cached_lists_drop_undecodable_images_at_once(tmp_path):
+    from torchvision import transforms as T
+
+    entries = _setup(tmp_path)
+    _truncated_jpeg(tmp_path / "img" / "2.png")
+    ds = ImageList(entries, tmp_path, T.PILToTensor(), pre=T.Resize((8, 8)), cache_key="k", skip_bad=True)
+    assert len(ds) == 3 and [e.line for e in ds.skipped] == [3]
+    assert ds.labels.tolist() == [0, 1, 1]
+    assert [int(ds[i][0][0, 0, 0]) for i in range(3)] == [0, 10, 30]  # rows 0, 1 and 3 of the list, in order

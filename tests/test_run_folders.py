@@ -284,3 +284,54 @@ def test_identity_ignores_where_outputs_go():
     }
     b = {**a, "output_root": "b", "device": "cuda", "log": {"progress": "bar"}, "data": {**a["data"], "root": "s"}}
     assert identity(a) == identity(b) == {"optim": {"lr": 0.1}, "data": {"batch_size": 8}}
+
+
+def test_read_only_file_system_is_one_line_as_any_user(two_domains, tmp_path, tiny_config, monkeypatch):
+    """The folder test above cannot run as root (root writes into read-only folders); here the file system
+    answers as a read-only mount does (EROFS), whoever runs the tests."""
+    import errno
+    from pathlib import Path
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):
+        if tmp_path / "ro" in (self, *self.parents):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    cfg = config_from_dict(tiny_config(two_domains, tmp_path / "ro" / "runs", **{"method.name": "source"}))
+    with pytest.raises(RunFolderError) as e:
+        run_stage(cfg)
+    assert str(e.value) == (
+        f"cannot create the run folder '{run_dir(cfg)}': read-only file system (set output_root= to a writable folder)"
+    )
+    assert not (tmp_path / "ro").exists()
+
+
+def test_disk_full_while_saving_is_one_line_and_leaves_no_temporary_file(
+    two_domains, tmp_path, tiny_config, monkeypatch
+):
+    """The disk fills up halfway through writing the resume state: one line naming the file and the cause,
+    the half-written temporary file is gone, and no result was written."""
+    import errno
+
+    import torch
+
+    from sfda.errors import CheckpointError
+
+    real_save = torch.save
+
+    def full(obj, f, *a, **k):
+        if ".state.pt.tmp" in str(f):
+            open(f, "wb").write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full)
+    cfg = config_from_dict(tiny_config(two_domains, tmp_path / "runs", **{"method.name": "source", "optim.epochs": 1}))
+    with pytest.raises(CheckpointError) as e:
+        run_stage(cfg)
+    folder = run_dir(cfg)
+    assert str(e.value) == f"cannot write '{folder / 'state.pt'}': no space left on the device"
+    assert not list(folder.glob(".*.tmp*")) and not (folder / "metrics.json").exists()

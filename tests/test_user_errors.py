@@ -71,3 +71,56 @@ def test_table_names_every_metrics_file_it_cannot_read(tmp_path):
     assert len(runs) == 1 and notes == [
         f"warning: cannot read {bad / 'metrics.json'} (JSONDecodeError); its run is left out of the table"
     ]
+
+
+def test_skip_bad_images_drops_a_file_that_fails_to_decode_during_the_run(
+    tmp_path, make_two_domain_set, tiny_config, capsys
+):
+    """A truncated JPEG passes the quick check when the list is read and fails when the stage reads it:
+    the stage drops it, records it, starts again, and ends exactly as a run in which that file is missing
+    (dropped when the list is read, as skip_bad_images does for missing files)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from sfda.config import config_from_dict
+    from sfda.data import dataset
+    from sfda.engine.runner import run_dir, run_stage
+
+    def one_set(name, damaged):
+        root = make_two_domain_set(tmp_path / name, per_class=12)
+        lines = (root / "lists" / "source.txt").read_text().splitlines()
+        if damaged:
+            buf = io.BytesIO()
+            Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")).save(buf, "JPEG")
+            (root / "source" / "bad.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) * 3 // 4])
+        lines.insert(5, "source/bad.jpg 0")  # missing from the clean set
+        (root / "lists" / "source.txt").write_text("\n".join(lines) + "\n")
+        return config_from_dict(
+            tiny_config(
+                root,
+                tmp_path / name / "runs",
+                **{"method.name": "source", "optim.epochs": 2, "data.skip_bad_images": True},
+            )
+        )
+
+    damaged, missing = one_set("damaged", True), one_set("missing", False)
+    assert run_stage(damaged, stop_after_epoch=1) is None  # drops the file, starts again, stops after epoch 1
+    text = capsys.readouterr().out
+    dataset._UNDECODABLE.clear()  # a new process resumes: it reads the run folder's list of dropped files
+    a = run_stage(damaged)
+    assert "resuming from epoch 1/2" in capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.startswith("skipping"))
+    assert line.startswith("skipping 1 image(s) that cannot be decoded (first: ") and "source.txt:6, " in line
+    assert line.endswith(
+        f"starting this stage again from epoch 0 without them (listed in {run_dir(damaged) / 'skipped_images.txt'})"
+    )
+    recorded = (run_dir(damaged) / "skipped_images.txt").read_text().splitlines()
+    assert recorded == [str(tmp_path / "damaged" / "source" / "bad.jpg")]
+    b = run_stage(missing)
+
+    def untimed(history):
+        return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+
+    assert a["accuracy"] == b["accuracy"] and untimed(a["history"]) == untimed(b["history"])

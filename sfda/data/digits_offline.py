@@ -188,3 +188,11 @@ def is_built(root: os.PathLike) -> bool:
 def default_root() -> Path:
     env = os.environ.get("SFDA_DATA")
     return (Path(env) if env else Path("data")) / FOLDER
+
+
+def ensure(root: Optional[os.PathLike] = None) -> Path:
+    """The benchmark folder ``root`` (default: :func:`default_root`), built first if it is not there."""
+    path = Path(root) if root else default_root()
+    if not is_built(path):
+        build(path)
+    return path

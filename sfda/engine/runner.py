@@ -28,6 +28,7 @@ from ..registry import METHODS, SAMPLERS, WEIGHTERS
 from ..samplers import build_sampler
 from ..weighting import build_weighter
 from . import distributed
+from .bad_images import run_dropping_undecodable
 from .evaluate import classification_metrics, infer
 from .rundir import (
     CONFIG_FILE,
@@ -116,7 +117,13 @@ def run_stage(
         t0 = time.time()
         try:
             runlog.info(f"sfda {__version__} | {cfg.name} | seed {cfg.seed} | {out}")
-            result = _run(cfg, method_cls, out, runlog, stop_after_epoch, t0)
+            result = run_dropping_undecodable(
+                lambda: _run(cfg, method_cls, out, runlog, stop_after_epoch, t0),
+                out,
+                runlog,
+                cfg.data.skip_bad_images,
+                STATE_FILE,
+            )
             parallel.barrier()  # rank 0's files are written before any rank goes on (to the adaptation stage)
             return result
         finally:

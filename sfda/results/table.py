@@ -15,7 +15,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .paper import NOTES, PAPER, is_single_domain, task_display
+from .paper import (
+    FOUNDATION_GROUP,
+    FOUNDATION_METHODS,
+    FOUNDATION_SOURCES,
+    NOTES,
+    PAPER,
+    is_single_domain,
+    task_display,
+)
 
 
 def collect(root: Path, warn=None) -> List[dict]:
@@ -116,7 +124,9 @@ def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool
         return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks) + [avg])
 
     title = f"### {bench} ({metric}, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})"
-    return "\n".join(_header(title, head) + _with_paper_rows(ours, info["rows"] if paper else [], paper_line))
+    foundation = {m.get("label") or m.get("method", "?") for m in runs if m.get("method") in FOUNDATION_METHODS}
+    body = _with_paper_rows(ours, info["rows"] if paper else [], paper_line, foundation=foundation, width=len(head))
+    return "\n".join(_header(title, head) + body)
 
 
 def _md_row(cells: List[str]) -> str:
@@ -136,9 +146,32 @@ def _with_paper_rows(
     paper_rows: list,
     paper_line: Callable[[str, str, dict], str],
     keep_unmatched: Callable[[dict], bool] = lambda vals: True,
+    foundation: Iterable[str] = (),
+    width: int = 0,
 ) -> List[str]:
     """Each of our rows (label -> Markdown line) followed by the published rows of the same label, then the
-    published rows that matched none of ours (those with ``keep_unmatched(values)``)."""
+    published rows that matched none of ours (those with ``keep_unmatched(values)``). Foundation-model-assisted
+    rows (our labels in ``foundation``, published rows of ``FOUNDATION_SOURCES``) follow as a separate group under
+    a marked row (``width`` cells)."""
+    fm = set(foundation)
+    groups = [
+        ({k: v for k, v in ours.items() if k not in fm}, [r for r in paper_rows if r[1] not in FOUNDATION_SOURCES]),
+        ({k: v for k, v in ours.items() if k in fm}, [r for r in paper_rows if r[1] in FOUNDATION_SOURCES]),
+    ]
+    lines: List[str] = []
+    for n, (group, rows) in enumerate(groups):
+        body = _group_rows(group, rows, paper_line, keep_unmatched)
+        if n == 1 and body:
+            lines.append(_md_row([f"*{FOUNDATION_GROUP}*"] + [""] * max(width - 1, 0)))
+        lines += body
+    notes = dict.fromkeys(src for _, src, _ in paper_rows if src in NOTES)
+    lines += [""] * bool(notes) + [f"Note ({src}): {NOTES[src]}" for src in notes]
+    return lines
+
+
+def _group_rows(
+    ours: Dict[str, str], paper_rows: list, paper_line: Callable[[str, str, dict], str], keep_unmatched
+) -> List[str]:
     lines, used = [], set()
     for label, line in ours.items():
         lines.append(line)
@@ -149,8 +182,6 @@ def _with_paper_rows(
     for i, (plabel, src, vals) in enumerate(paper_rows):
         if i not in used and keep_unmatched(vals):
             lines.append(paper_line(plabel, src, vals))
-    notes = dict.fromkeys(src for _, src, _ in paper_rows if src in NOTES)
-    lines += [""] * bool(notes) + [f"Note ({src}): {NOTES[src]}" for src in notes]
     return lines
 
 

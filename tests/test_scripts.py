@@ -19,7 +19,7 @@ SCRIPTS = {
     "cifar_lt.sh": (16, "cifar-lt"),
     "imagenet.sh": (2, "imagenet"),
     "emotion.sh": (60, "emotion"),
-    "digits_lt.sh": (80, "digits-lt"),
+    "digits_lt.sh": (84, "digits-lt"),
 }
 
 

@@ -25,6 +25,7 @@ from sfda.config import load_config
 from sfda.data import digits_offline
 from sfda.engine.runlog import setup_console
 from sfda.engine.runner import run_both
+from sfda.errors import SfdaError
 from sfda.results.table import collect, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,4 +119,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except SfdaError as e:  # a bad config, a folder in use by another run, ...: one line, as the CLI does
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

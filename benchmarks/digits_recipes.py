@@ -29,6 +29,7 @@ import torch
 from sfda.data import digits_offline
 from sfda.engine.runlog import setup_console
 from sfda.engine.runner import run_both
+from sfda.errors import SfdaError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,4 +109,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except SfdaError as e:  # a bad config, a folder in use by another run, ...: one line, as the CLI does
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

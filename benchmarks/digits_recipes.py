@@ -26,10 +26,10 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from sfda.cli import report_errors
 from sfda.data import digits_offline
 from sfda.engine.runlog import setup_console
 from sfda.engine.runner import run_both
-from sfda.errors import SfdaError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,8 +109,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except SfdaError as e:  # a bad config, a folder in use by another run, ...: one line, as the CLI does
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    raise SystemExit(report_errors(main))  # a bad value, a folder in use by another run: one line, exit 2

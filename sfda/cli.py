@@ -9,6 +9,7 @@ import os
 import pkgutil
 import sys
 import warnings
+from typing import Callable, Optional
 
 from . import __version__
 from .errors import SfdaError
@@ -29,6 +30,16 @@ def _report(message: str) -> None:
 
     if distributed.should_report(message):
         print(f"error: {distributed.error_prefix()}{message}", file=sys.stderr)
+
+
+def report_errors(main: Callable[[], Optional[int]]) -> int:
+    """Run ``main`` (a script's entry point); a user error is one line on stderr, as ``sfda`` prints it, and
+    exit status 2."""
+    try:
+        return int(main() or 0)
+    except SfdaError as e:
+        _report(_one_line(e))
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,3 +84,18 @@ def test_missing_data_root_is_explained(capsys, monkeypatch, tmp_path):
     )
     err = capsys.readouterr().err
     assert rc == 2 and "SFDA_DATA" in err
+
+
+def test_a_config_error_stops_before_torchvision_is_imported(tmp_path):
+    """A bad value stops `sfda run` right after `import torch`: the registries and the check import neither
+    torchvision (seconds) nor anything that needs it, and no run folder is created."""
+    code = (
+        "import sys; from sfda.cli import main; "
+        f"rc = main(['run', '-c', 'configs/digits/cowa/mnist5k_uci.yaml', 'method.coeff=jmdss', "
+        f"'output_root={tmp_path / 'runs'}']); "
+        "print('rc', rc, 'torchvision' in sys.modules)"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.split() == ["rc", "2", "False"], p.stdout + p.stderr
+    assert "'method.coeff' must be one of jmds, lpg, ppl, none, got 'jmdss'" in p.stderr
+    assert not (tmp_path / "runs").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from torchvision import transforms as T
 
 from ..registry import TRANSFORMS
 
@@ -25,6 +24,7 @@ class TransformSpec:
 @TRANSFORMS.register("imagenet")
 def imagenet(resize_size: int = 256, crop_size: int = 224, **_) -> TransformSpec:
     """SHOT: square resize to 256 (aspect ratio not kept), random 224 crop + flip / centre crop."""
+    from torchvision import transforms as T
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     return TransformSpec(
         mode="RGB",
@@ -38,6 +38,7 @@ def imagenet(resize_size: int = 256, crop_size: int = 224, **_) -> TransformSpec
 @TRANSFORMS.register("digits")
 def digits(**_) -> TransformSpec:
     """Grayscale digits at 28x28 (LeNet), normalised to [-1, 1]; no augmentation, as SHOT's MNIST->USPS."""
+    from torchvision import transforms as T
     tf = T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))])
     return TransformSpec(mode="L", pre=T.Resize((28, 28)), train=tf, test=tf, key="digits28")
 
@@ -45,6 +46,7 @@ def digits(**_) -> TransformSpec:
 @TRANSFORMS.register("digits_rgb32")
 def digits_rgb32(**_) -> TransformSpec:
     """RGB digits at 32x32 (DTN, SVHN->MNIST), normalised to [-1, 1]."""
+    from torchvision import transforms as T
     tf = T.Compose([T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])
     return TransformSpec(mode="RGB", pre=T.Resize((32, 32)), train=tf, test=tf, key="digits_rgb32")
 
@@ -52,6 +54,7 @@ def digits_rgb32(**_) -> TransformSpec:
 @TRANSFORMS.register("cifar")
 def cifar(**_) -> TransformSpec:
     """CIFAR: 4-pixel padded random crop + flip; CIFAR mean/std normalisation."""
+    from torchvision import transforms as T
     norm = T.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
     return TransformSpec(
         mode="RGB", pre=T.Resize((32, 32)),
@@ -62,6 +65,7 @@ def cifar(**_) -> TransformSpec:
 @TRANSFORMS.register("imagenet_rrc")
 def imagenet_rrc(resize_size: int = 256, crop_size: int = 224, **_) -> TransformSpec:
     """ImageNet training from scratch: RandomResizedCrop + flip / resize of the short side + centre crop."""
+    from torchvision import transforms as T
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     return TransformSpec(
         mode="RGB",

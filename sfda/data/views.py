@@ -25,7 +25,6 @@ from typing import Any, Callable, List, Sequence
 
 import torch
 from PIL import Image, ImageFilter
-from torchvision import transforms as T
 
 from ..errors import SfdaError
 
@@ -62,6 +61,8 @@ class MultiView:
 
 
 def mocov2(size: int, blur: bool = True) -> Callable:
+    from torchvision import transforms as T
+
     steps: List[Callable] = [T.RandomResizedCrop(size, scale=(0.2, 1.0)),
                              T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(p=0.2)]
     if blur:
@@ -71,6 +72,8 @@ def mocov2(size: int, blur: bool = True) -> Callable:
 
 
 def affine() -> Callable:
+    from torchvision import transforms as T
+
     return T.Compose([T.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.85, 1.15), shear=10, fill=0),
                       T.RandomApply([T.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
                       T.RandomApply([RandomBlur(0.1, 1.0)], p=0.5)])
@@ -101,4 +104,6 @@ def use_views(dataset: Any, strong: Callable, n_strong: int = 2) -> None:
 
 def strong_view(recipe: Callable, finish: Callable) -> Callable:
     """A strong view: the PIL ``recipe`` then ``finish`` (the set's test transform: tensor, normalisation)."""
+    from torchvision import transforms as T
+
     return T.Compose([recipe, finish])

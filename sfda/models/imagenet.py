@@ -13,11 +13,18 @@ from typing import Any, Callable, Optional
 
 import torch
 import torch.nn as nn
-import torchvision
 
 from ..params import Params, hparams_for
 from ..registry import BACKBONES
 from .weights import maybe_load
+
+
+def _models() -> Any:
+    """``torchvision.models``, imported on first use (it takes seconds; a command that builds no ImageNet
+    backbone, or stops on a config error, never pays for it)."""
+    import torchvision.models
+
+    return torchvision.models
 
 
 class ResNetBase(nn.Module):
@@ -25,7 +32,7 @@ class ResNetBase(nn.Module):
 
     def __init__(self, arch: str, pretrained: bool = True, weights_path: Optional[str] = None):
         super().__init__()
-        net = getattr(torchvision.models, arch)(weights=None)
+        net = getattr(_models(), arch)(weights=None)
         self.out_features = net.fc.in_features
         del net.fc
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"):
@@ -43,7 +50,7 @@ class VGGBase(nn.Module):
 
     def __init__(self, arch: str, pretrained: bool = True, weights_path: Optional[str] = None):
         super().__init__()
-        net = getattr(torchvision.models, arch)(weights=None)
+        net = getattr(_models(), arch)(weights=None)
         self.features = net.features
         self.avgpool = net.avgpool
         self.classifier = nn.Sequential(*[net.classifier[i] for i in range(6)])
@@ -111,7 +118,7 @@ def densenet121(
 ) -> nn.Module:
     """torchvision DenseNet-121 without its classifier (1024-d)."""
     hparams_for(densenet121, hparams, overrides, prefix="model.params.")
-    net = torchvision.models.densenet121(weights=None)
+    net = _models().densenet121(weights=None)
     net.out_features = net.classifier.in_features
     net.classifier = nn.Identity()
     maybe_load(net, "densenet121", pretrained, weights_path, remap=densenet_remap)
@@ -124,7 +131,7 @@ def vit_b_16(
 ) -> nn.Module:
     """torchvision ViT-B/16 (224x224 inputs) without its head: the class token (768-d)."""
     hparams_for(vit_b_16, hparams, overrides, prefix="model.params.")
-    net = torchvision.models.vit_b_16(weights=None)
+    net = _models().vit_b_16(weights=None)
     net.out_features = net.hidden_dim
     net.heads = nn.Identity()
     maybe_load(net, "vit_b_16", pretrained, weights_path)

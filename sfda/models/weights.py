@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import torchvision
 
 from ..errors import CheckpointError
 
@@ -19,6 +18,8 @@ def _hub_dir() -> Path:
 
 def imagenet_state_dict(arch: str, weights_name: str = "IMAGENET1K_V1") -> dict:
     """State dict of torchvision's ``arch`` with ImageNet weights (SHOT used the V1 weights)."""
+    import torchvision  # imported on use: it takes seconds, and most commands never need it
+
     enum = torchvision.models.get_model_weights(arch)
     w = getattr(enum, weights_name)
     fname = os.path.basename(w.url)

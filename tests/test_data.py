@@ -6,6 +6,7 @@ from sfda.config import config_from_dict
 from sfda.data.dataset import ImageList
 from sfda.data.formats import build_format, split_indices
 from sfda.data.lists import read_list
+from sfda.data.transforms import deterministic
 from sfda.errors import DataError
 
 
@@ -59,6 +60,60 @@ def test_cache_gives_the_same_images(tmp_path):
     b = ImageList(entries, tmp_path, T.PILToTensor(), pre=T.Resize((8, 8)), cache_key="k")
     for i in range(4):
         assert torch.equal(a[i][0], b[i][0])
+
+
+class _Counting:
+    """A deterministic transform that counts its calls."""
+
+    def __init__(self, tf, marked=True):
+        self.tf, self.calls = tf, 0
+        if marked:
+            deterministic(self)
+
+    def __call__(self, img):
+        self.calls += 1
+        return self.tf(img)
+
+
+def test_a_deterministic_transform_runs_once_per_cached_image(tmp_path):
+    entries = _setup(tmp_path)
+    from torchvision import transforms as T
+
+    plain = ImageList(
+        entries, tmp_path, T.Compose([T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)]), pre=T.Resize((8, 8))
+    )
+    counting = _Counting(T.Compose([T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)]))
+    cached = ImageList(entries, tmp_path, counting, pre=T.Resize((8, 8)), cache_key="k2")
+    for _ in range(3):  # three epochs
+        for i in range(4):
+            assert torch.equal(cached[i][0], plain[i][0])  # bit for bit what the transform gives
+    assert counting.calls == 4
+    replaced = _Counting(T.PILToTensor())  # another transform (multi-view methods replace it): recomputed
+    cached.transform = replaced
+    assert torch.equal(cached[1][0], T.PILToTensor()(plain._load(plain.entries[1])))
+    assert replaced.calls == 1
+
+
+def test_unmarked_transforms_and_uncached_images_are_recomputed(tmp_path):
+    entries = _setup(tmp_path)
+    from torchvision import transforms as T
+
+    unmarked = _Counting(T.PILToTensor(), marked=False)  # e.g. a random augmentation: never kept
+    ds = ImageList(entries, tmp_path, unmarked, pre=T.Resize((8, 8)), cache_key="k3")
+    ds[0], ds[0]
+    assert unmarked.calls == 2
+    marked = _Counting(T.PILToTensor())
+    ds = ImageList(entries, tmp_path, marked, pre=T.Resize((8, 8)))  # no image cache: nothing kept
+    ds[0], ds[0]
+    assert marked.calls == 2
+
+
+def test_the_digits_transforms_are_marked_deterministic():
+    from sfda.data.transforms import cifar, digits, digits_rgb32, imagenet
+
+    assert digits().train.sfda_deterministic and digits_rgb32().test.sfda_deterministic
+    assert cifar().test.sfda_deterministic and not getattr(cifar().train, "sfda_deterministic", False)
+    assert imagenet().test.sfda_deterministic and not getattr(imagenet().train, "sfda_deterministic", False)
 
 
 def test_source_split_is_seeded_90_10():

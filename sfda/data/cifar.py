@@ -14,6 +14,7 @@ training images, n_max = images per class of the full set (5000 / 500); which im
 shuffle within each class (``subset_seed``, 0 as in LDAM-DRW, fixed across training seeds). The test set
 stays balanced. The subset code is :mod:`sfda.data.long_tail`, shared with the digits-LT benchmark.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -36,11 +37,24 @@ from .transforms import build_transform
 DOWNLOAD_HELP = "download through torchvision when the files are missing (false: never use the network)"
 
 CIFAR = {
-    "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],
-                "test": ["test_batch"], "label_key": b"labels", "classes": 10, "tv": "CIFAR10",
-                "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"},
-    "cifar100": {"folder": "cifar-100-python", "train": ["train"], "test": ["test"], "label_key": b"fine_labels",
-                 "classes": 100, "tv": "CIFAR100", "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"},
+    "cifar10": {
+        "folder": "cifar-10-batches-py",
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "label_key": b"labels",
+        "classes": 10,
+        "tv": "CIFAR10",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    },
+    "cifar100": {
+        "folder": "cifar-100-python",
+        "train": ["train"],
+        "test": ["test"],
+        "label_key": b"fine_labels",
+        "classes": 100,
+        "tv": "CIFAR100",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    },
 }
 SPLITS = ("train", "test")
 _LOADED: Dict[Tuple[str, str, str], Tuple[np.ndarray, np.ndarray]] = {}
@@ -53,8 +67,10 @@ def _read_batch(path: Path, label_key: bytes) -> Tuple[np.ndarray, np.ndarray]:
         data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         labels = np.asarray(d[label_key], dtype=np.int64)
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
-        raise DataError(f"cannot read CIFAR file '{path}' ({type(e).__name__}: {e}); delete the folder "
-                        f"'{path.parent}' and let it download again, or replace it with a good copy") from None
+        raise DataError(
+            f"cannot read CIFAR file '{path}' ({type(e).__name__}: {e}); delete the folder "
+            f"'{path.parent}' and let it download again, or replace it with a good copy"
+        ) from None
     if len(data) != len(labels):
         raise DataError(f"CIFAR file '{path}': {len(data)} images but {len(labels)} labels; replace the file")
     return np.ascontiguousarray(data), labels
@@ -70,16 +86,20 @@ def ensure_cifar(root: Path, name: str, download: bool) -> Path:
     archive = spec["url"].rsplit("/", 1)[1]
     fetch = f"download {spec['url']} and extract it into '{root}' (giving '{folder}')"
     if not download:
-        raise DataError(f"{name} not found: '{folder}' is missing or incomplete; {fetch}, "
-                        "or set data.params.download=true on a machine with internet")
+        raise DataError(
+            f"{name} not found: '{folder}' is missing or incomplete; {fetch}, "
+            "or set data.params.download=true on a machine with internet"
+        )
     try:
         import torchvision.datasets as D
 
         root.mkdir(parents=True, exist_ok=True)
         getattr(D, spec["tv"])(str(root), train=True, download=True)
     except Exception as e:  # URLError, HTTPError, socket/SSL errors, checksum errors
-        raise DataError(f"could not download {name} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                        f"on a machine with internet {fetch} ({archive}), or point data.root at a folder that has it") from None
+        raise DataError(
+            f"could not download {name} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            f"on a machine with internet {fetch} ({archive}), or point data.root at a folder that has it"
+        ) from None
     missing = [f for f in needed if not (folder / f).is_file()]
     if missing:
         raise DataError(f"{name}: the download did not produce '{folder / missing[0]}'; {fetch}")
@@ -96,7 +116,9 @@ def load_cifar(root: Path, name: str, split: str, download: bool = True) -> Tupl
         data = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
         if labels.min() < 0 or labels.max() >= spec["classes"]:
-            raise DataError(f"{folder}: labels outside [0, {spec['classes']}) in the {split} split; is this really {name}?")
+            raise DataError(
+                f"{folder}: labels outside [0, {spec['classes']}) in the {split} split; is this really {name}?"
+            )
         _LOADED[key] = (data, labels)
     return _LOADED[key]
 
@@ -134,8 +156,10 @@ class _CifarBase(DatasetFormat):
         self.dataset = self._dataset_name()
         self.num_classes = CIFAR[self.dataset]["classes"]
         if int(cfg.data.num_classes) != self.num_classes:
-            raise ConfigError(f"data.num_classes={cfg.data.num_classes} but {self.dataset} has {self.num_classes} classes; "
-                              f"set data.num_classes={self.num_classes}")
+            raise ConfigError(
+                f"data.num_classes={cfg.data.num_classes} but {self.dataset} has {self.num_classes} classes; "
+                f"set data.num_classes={self.num_classes}"
+            )
         self.tf = build_transform(cfg)
 
     def _dataset_name(self) -> str:
@@ -155,7 +179,9 @@ class _CifarBase(DatasetFormat):
 
     def source_split(self, name: str):
         if name != "train":
-            raise DataError(f"{self.fmt}: data.source must be 'train' (the evaluation set is the test split), got '{name}'")
+            raise DataError(
+                f"{self.fmt}: data.source must be 'train' (the evaluation set is the test split), got '{name}'"
+            )
         return self.domain("train", True), self.domain("test", False)
 
 

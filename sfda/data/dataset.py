@@ -6,8 +6,11 @@ dropped (and counted) instead: a file that is missing or fails a quick check is 
 read; a file that passes the check but fails to decode later raises :class:`UndecodableImage`, and the run
 (:mod:`sfda.engine.bad_images`) finds every such file, drops it and starts the stage again. With
 ``cache_images`` every image is decoded once, passed through the deterministic ``pre`` transform, and kept
-in one shared uint8 array (an image that fails to decode there is dropped at once).
+in one shared uint8 array (an image that fails to decode there is dropped at once); a transform marked
+deterministic (:func:`sfda.data.transforms.deterministic`) is then applied once per image and its tensor kept,
+up to ``TENSOR_CACHE_BYTES`` per dataset.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,7 +32,8 @@ log = logging.getLogger("sfda")
 
 _CACHE: Dict[Tuple[str, str, str], np.ndarray] = {}
 _UNDECODABLE: Set[str] = set()  # files found undecodable in this process (or listed in the run folder)
-_LIVE: "weakref.WeakSet[ImageList]" = weakref.WeakSet()  # the lists with skip_bad built since the last clear
+_LIVE: weakref.WeakSet[ImageList] = weakref.WeakSet()  # the lists with skip_bad built since the last clear
+TENSOR_CACHE_BYTES = 1 << 30  # float32 tensors of a deterministic transform, kept when they fit (digits: 12 MB)
 
 
 class UndecodableImage(DataError):
@@ -68,9 +72,18 @@ def _open(path: Path, mode: str) -> Image.Image:
 
 
 class ImageList(Dataset):
-    def __init__(self, entries: Sequence[Entry], root: os.PathLike, transform: Callable, *, list_file: str = "",
-                 mode: str = "RGB", pre: Optional[Callable] = None, skip_bad: bool = False,
-                 cache_key: Optional[str] = None):
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        root: os.PathLike,
+        transform: Callable,
+        *,
+        list_file: str = "",
+        mode: str = "RGB",
+        pre: Optional[Callable] = None,
+        skip_bad: bool = False,
+        cache_key: Optional[str] = None,
+    ):
         self.root = Path(root)
         self.list_file = str(list_file)
         self.mode = mode
@@ -94,12 +107,19 @@ class ImageList(Dataset):
             elif skip_bad:
                 self.skipped.append(e)
             else:
-                raise DataError(self._where(e) + f"image '{p}' not found; check data.root (now '{self.root}') or "
-                                "set data.skip_bad_images=true to skip and count missing images")
+                raise DataError(
+                    self._where(e) + f"image '{p}' not found; check data.root (now '{self.root}') or "
+                    "set data.skip_bad_images=true to skip and count missing images"
+                )
         if self.skipped:
             first = self.skipped[0]
-            log.warning("skipped %d missing or unreadable image(s) from %s (first: line %d, %s)",
-                        len(self.skipped), self.list_file, first.line, first.path)
+            log.warning(
+                "skipped %d missing or unreadable image(s) from %s (first: line %d, %s)",
+                len(self.skipped),
+                self.list_file,
+                first.line,
+                first.path,
+            )
         self._keep(kept)
         self._cache = None
         if cache_key is not None and pre is not None:
@@ -115,6 +135,8 @@ class ImageList(Dataset):
             raise DataError(f"{self.list_file}: no readable images under '{self.root}'")
         self.entries = kept
         self.labels = torch.tensor([e.label for e in kept], dtype=torch.long)
+        self._tensors: List[Optional[torch.Tensor]] = []  # outputs of `_tensors_for`, filled on first use
+        self._tensors_for: Optional[Callable] = None
 
     def _where(self, e: Entry) -> str:
         return f"{self.list_file}:{e.line}: " if self.list_file else ""
@@ -126,8 +148,9 @@ class ImageList(Dataset):
         except FileNotFoundError:
             if self.skip_bad:  # removed after the list was read: dropped like an undecodable file
                 raise UndecodableImage(self._where(e) + f"image '{p}' not found; check data.root") from None
-            raise DataError(self._where(e) + f"image '{p}' not found; check data.root or set "
-                            "data.skip_bad_images=true") from None
+            raise DataError(
+                self._where(e) + f"image '{p}' not found; check data.root or set data.skip_bad_images=true"
+            ) from None
         except Exception as ex:  # PIL raises several types for corrupt files
             cause = f"cannot decode image '{p}' ({type(ex).__name__}: {' '.join(str(ex).split())})"
             if self.skip_bad:  # a run drops it and starts again (engine/bad_images.py); elsewhere: one line
@@ -164,8 +187,13 @@ class ImageList(Dataset):
         bad = [e for e, good in zip(self.entries, ok) if not good]  # dropped before anything trained on the list
         exclude(str(self.root / e.path) for e in bad)
         self.skipped += bad
-        log.warning("skipped %d image(s) of %s that cannot be decoded (first: line %d, %s)",
-                    len(bad), self.list_file, bad[0].line, bad[0].path)
+        log.warning(
+            "skipped %d image(s) of %s that cannot be decoded (first: line %d, %s)",
+            len(bad),
+            self.list_file,
+            bad[0].line,
+            bad[0].path,
+        )
         self._keep([e for e, good in zip(self.entries, ok) if good])
         return arr[np.flatnonzero(ok)]
 
@@ -174,8 +202,14 @@ class ImageList(Dataset):
 
     def __getitem__(self, i: int):
         e = self.entries[i]
-        if self._cache is not None:
-            img = Image.fromarray(self._cache[i], mode=None)
-        else:
-            img = self._load(e)
-        return self.transform(img), e.label, i
+        if self._cache is None:
+            return self.transform(self._load(e)), e.label, i
+        tf = self.transform
+        if not getattr(tf, "sfda_deterministic", False) or 4 * self._cache.nbytes > TENSOR_CACHE_BYTES:
+            return tf(Image.fromarray(self._cache[i], mode=None)), e.label, i
+        if self._tensors_for is not tf:  # first use, or the transform was replaced
+            self._tensors, self._tensors_for = [None] * len(self.entries), tf
+        x = self._tensors[i]
+        if x is None:
+            x = self._tensors[i] = tf(Image.fromarray(self._cache[i], mode=None))
+        return x, e.label, i

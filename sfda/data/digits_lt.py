@@ -13,6 +13,7 @@ Only lists are written (SHOT format, paths relative to the digits-offline image 
 of ``sfda data digits-offline``. The lists are shipped in ``data_lists/digits-lt`` and the configs read them
 from there; ``build_lists`` regenerates them from ``data_lists/digits-offline/mnist5k.txt``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,15 +48,21 @@ def split_test(labels: np.ndarray, per_class: int = TEST_PER_CLASS, seed: int = 
     for c in range(NUM_CLASSES):
         idx = np.where(labels == c)[0]
         if len(idx) <= per_class:
-            raise DataError(f"MNIST-5k class {c} has {len(idx)} images, not more than the {per_class} of the test split")
+            raise DataError(
+                f"MNIST-5k class {c} has {len(idx)} images, not more than the {per_class} of the test split"
+            )
         rng.shuffle(idx)
         test.append(np.sort(idx[:per_class]))
         pool.append(np.sort(idx[per_class:]))
     return np.concatenate(test), np.concatenate(pool)
 
 
-def make_lists(mnist: Sequence[Entry], imbalances: Sequence[int] = IMBALANCES, test_per_class: int = TEST_PER_CLASS,
-               n_max: int = N_MAX) -> Dict[str, List[Entry]]:
+def make_lists(
+    mnist: Sequence[Entry],
+    imbalances: Sequence[int] = IMBALANCES,
+    test_per_class: int = TEST_PER_CLASS,
+    n_max: int = N_MAX,
+) -> Dict[str, List[Entry]]:
     """{list name: entries} of the benchmark: ``test`` and ``train_imb<k>`` for each k (label order)."""
     labels = np.array([e.label for e in mnist])
     test, pool = split_test(labels, test_per_class)

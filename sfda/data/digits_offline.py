@@ -10,6 +10,7 @@ loading code used for Office-Home.
 the Debian ``opencv-doc`` package's copy, a download from OpenCV's repository (SHA-256 verified), and
 extraction from the ``opencv-doc`` package fetched with ``apt-get download``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,8 +35,10 @@ from .lists import write_list
 
 DIGITS_PNG_SHA256 = "60c917758ef97cc090f35cd8e293e4de691ef942847da0ff80dedab33d57c662"
 DIGITS_PNG_URL = "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/data/digits.png"
-DEBIAN_PATHS = ("/usr/share/doc/opencv-doc/examples/data/digits.png",
-                "/usr/share/doc/opencv-doc/examples/data/digits.png.gz")
+DEBIAN_PATHS = (
+    "/usr/share/doc/opencv-doc/examples/data/digits.png",
+    "/usr/share/doc/opencv-doc/examples/data/digits.png.gz",
+)
 DOMAINS = ("mnist5k", "uci")
 FOLDER = "digits-offline"  # the configs' data.dataset_dir: the benchmark is read from $SFDA_DATA/digits-offline
 CELL, ROWS, COLS = 20, 50, 100
@@ -57,10 +60,10 @@ def _extract_deb_member(deb: Path, member_suffix: str) -> Optional[bytes]:
         return None
     pos = 8
     while pos + 60 <= len(raw):
-        header = raw[pos:pos + 60]
+        header = raw[pos : pos + 60]
         name = header[:16].decode().strip().rstrip("/")
         size = int(header[48:58].decode().strip())
-        body = raw[pos + 60:pos + 60 + size]
+        body = raw[pos + 60 : pos + 60 + size]
         pos += 60 + size + (size % 2)
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(body)) as tf:
@@ -104,8 +107,14 @@ def find_digits_png(explicit: Optional[str] = None, *, allow_download: bool = Tr
         if shutil.which("apt-get"):
             with tempfile.TemporaryDirectory() as tmp:
                 try:
-                    subprocess.run(["apt-get", "download", "opencv-doc"], cwd=tmp, check=True,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+                    subprocess.run(
+                        ["apt-get", "download", "opencv-doc"],
+                        cwd=tmp,
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        timeout=600,
+                    )
                     debs = sorted(Path(tmp).glob("opencv-doc_*.deb"))
                     data = _extract_deb_member(debs[0], "examples/data/digits.png") if debs else None
                     if data is not None and _sha256(data) == DIGITS_PNG_SHA256:
@@ -115,9 +124,12 @@ def find_digits_png(explicit: Optional[str] = None, *, allow_download: bool = Tr
                     tried.append(f"apt-get download opencv-doc ({type(e).__name__})")
         else:
             tried.append("apt-get download opencv-doc (apt-get not available)")
-    raise DataError("cannot find OpenCV's digits.png; tried: " + "; ".join(tried) +
-                    ". Fix: `apt-get install opencv-doc`, or download samples/data/digits.png from "
-                    "github.com/opencv/opencv and pass --digits-png PATH (or set SFDA_DIGITS_PNG)")
+    raise DataError(
+        "cannot find OpenCV's digits.png; tried: "
+        + "; ".join(tried)
+        + ". Fix: `apt-get install opencv-doc`, or download samples/data/digits.png from "
+        "github.com/opencv/opencv and pass --digits-png PATH (or set SFDA_DIGITS_PNG)"
+    )
 
 
 def _prepare(images: torch.Tensor) -> torch.Tensor:

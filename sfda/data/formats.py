@@ -11,6 +11,7 @@ dataclass, checked when the config loads) and the data root:
 - ``num_classes``.
 Every dataset returns ``(image, label, index)`` and has a ``labels`` tensor.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,11 @@ def data_root(cfg) -> Path:
     local = Path("data") / (d.dataset_dir or "")
     if d.dataset_dir and local.is_dir():
         return local
-    raise DataError("no image root: set data.root=DIR on the command line or in the config, "
-                    f"or export SFDA_DATA=DIR (images are then read from $SFDA_DATA/{d.dataset_dir}; "
-                    f"without SFDA_DATA, ./data/{d.dataset_dir} is used if it exists)")
+    raise DataError(
+        "no image root: set data.root=DIR on the command line or in the config, "
+        f"or export SFDA_DATA=DIR (images are then read from $SFDA_DATA/{d.dataset_dir}; "
+        f"without SFDA_DATA, ./data/{d.dataset_dir} is used if it exists)"
+    )
 
 
 class DatasetFormat:
@@ -121,9 +124,16 @@ class ListFormat(DatasetFormat):
 
     def _dataset(self, name: str, entries, train: bool) -> ImageList:
         d = self.cfg.data
-        return ImageList(entries, self.root, self.tf.train if train else self.tf.test, list_file=str(self.list_file(name)),
-                         mode=self.tf.mode, pre=self.tf.pre, skip_bad=d.skip_bad_images,
-                         cache_key=self.tf.key if d.cache_images else None)
+        return ImageList(
+            entries,
+            self.root,
+            self.tf.train if train else self.tf.test,
+            list_file=str(self.list_file(name)),
+            mode=self.tf.mode,
+            pre=self.tf.pre,
+            skip_bad=d.skip_bad_images,
+            cache_key=self.tf.key if d.cache_images else None,
+        )
 
     def entries(self, name: str):
         f = self.list_file(name)

@@ -5,6 +5,7 @@ class-folder tree with the benchmarks' ordering rules; ``verify`` checks a user'
 Large shipped lists (DomainNet-126, VisDA-C validation) are stored gzip-compressed as ``<name>.txt.gz``;
 ``<name>.txt`` finds them (``shipped_list``), so configs and commands name lists the same either way.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -20,9 +21,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 @dataclass(frozen=True)
 class Entry:
-    path: str   # relative to the data root
+    path: str  # relative to the data root
     label: int
-    line: int   # 1-based line number in the list file
+    line: int  # 1-based line number in the list file
 
 
 def shipped_list(list_file: os.PathLike) -> Path:
@@ -41,11 +42,14 @@ def read_list(list_file: os.PathLike, num_classes: Optional[int] = None) -> List
         text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is dropped
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{list_file}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-                        "save the list as UTF-8") from None
+        raise DataError(
+            f"{list_file}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); save the list as UTF-8"
+        ) from None
     except FileNotFoundError:
-        raise DataError(f"data list '{list_file}' not found; check data.lists_dir and data.source/target, "
-                        f"or make it with `sfda lists make --root DIR`") from None
+        raise DataError(
+            f"data list '{list_file}' not found; check data.lists_dir and data.source/target, "
+            f"or make it with `sfda lists make --root DIR`"
+        ) from None
     entries: List[Entry] = []
     for i, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -61,8 +65,10 @@ def read_list(list_file: os.PathLike, num_classes: Optional[int] = None) -> List
             raise DataError(f"{list_file}:{i}: label '{lab}' is not an integer (expected '<path> <label>')") from None
         if label < 0 or (num_classes is not None and label >= num_classes):
             rng = f"[0, {num_classes})" if num_classes is not None else ">= 0"
-            raise DataError(f"{list_file}:{i}: label {label} is outside {rng} "
-                            f"(data.num_classes={num_classes}); fix the list or data.num_classes")
+            raise DataError(
+                f"{list_file}:{i}: label {label} is outside {rng} "
+                f"(data.num_classes={num_classes}); fix the list or data.num_classes"
+            )
         entries.append(Entry(path, label, i))
     if not entries:
         raise DataError(f"data list '{list_file}' has no entries")
@@ -96,8 +102,9 @@ def _class_root(domain_dir: Path) -> Path:
             return d
 
 
-def make_domain_list(root: Path, domain: str, classes: Optional[List[str]] = None,
-                     case_sensitive: bool = False) -> List[Entry]:
+def make_domain_list(
+    root: Path, domain: str, classes: Optional[List[str]] = None, case_sensitive: bool = False
+) -> List[Entry]:
     droot = root / domain
     if not droot.is_dir():
         raise DataError(f"domain folder '{droot}' not found")
@@ -134,4 +141,8 @@ def classes_from_list(entries: Sequence[Entry]) -> List[str]:
 
 def list_name(domain_folder: str) -> str:
     """List stem for a domain folder: 'Real World' -> 'RealWorld' (the official name)."""
-    return domain_folder.replace(" ", "").replace("_", "") if domain_folder.lower().replace(" ", "").replace("_", "") == "realworld" else domain_folder
+    return (
+        domain_folder.replace(" ", "").replace("_", "")
+        if domain_folder.lower().replace(" ", "").replace("_", "") == "realworld"
+        else domain_folder
+    )

@@ -5,6 +5,7 @@ largest, class K-1 the smallest, n_0 / n_{K-1} = imbalance); which images are ke
 within each class. The shuffle draws the same permutation for every imbalance factor, so the subsets are
 nested: the images kept at imbalance 100 are kept at 50, 10 and 1 as well.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional
@@ -21,8 +22,14 @@ def long_tail_counts(n_max: int, num_classes: int, imbalance: float) -> List[int
     return [int(n_max * (1.0 / imbalance) ** (i / (num_classes - 1.0))) for i in range(num_classes)]
 
 
-def long_tail_indices(labels: np.ndarray, num_classes: int, imbalance: float, seed: int = 0,
-                      n_max: Optional[int] = None, what: str = "CIFAR-LT") -> np.ndarray:
+def long_tail_indices(
+    labels: np.ndarray,
+    num_classes: int,
+    imbalance: float,
+    seed: int = 0,
+    n_max: Optional[int] = None,
+    what: str = "CIFAR-LT",
+) -> np.ndarray:
     """Indices of the long-tailed subset: per class (in label order) the first n_i of a seeded shuffle
     (numpy's legacy RandomState, which is what ``np.random.seed(0); np.random.shuffle`` in LDAM-DRW uses).
     ``n_max`` defaults to the images per class of a balanced ``labels`` (len / K)."""

@@ -7,6 +7,7 @@
   ``train/`` and ``val/``), classes in sorted folder order; lists in ``data.lists_dir`` are used instead of
   scanning when they exist.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,8 @@ class HoldoutListsFormat(ListFormat):
                 f"data list '{f}' not found: {self.cfg.benchmark or 'this dataset'} has no shipped split; write "
                 f"{f.parent}/{{train,test}}.txt ('<path relative to {self.root}> <label>' per line, labels 0..{self.num_classes - 1}), "
                 f"e.g. with `sfda lists make --root {self.root} --domains train test` from {self.root}/train/<class>/ and "
-                f"{self.root}/test/<class>/ folders, or set data.lists_dir=DIR")
+                f"{self.root}/test/<class>/ folders, or set data.lists_dir=DIR"
+            )
         return read_list(f, self.num_classes)
 
     def source_split(self, name: str):
@@ -88,17 +90,23 @@ class ImageFolderFormat(ListFormat):
         if self._classes is None:
             tdir = self.root / self.hparams.train_split
             if not tdir.is_dir():
-                raise DataError(f"'{tdir}' not found: data.format imagefolder expects {self.root}/"
-                                f"{self.hparams.train_split}/<class>/<image> (set data.root to the dataset folder)")
+                raise DataError(
+                    f"'{tdir}' not found: data.format imagefolder expects {self.root}/"
+                    f"{self.hparams.train_split}/<class>/<image> (set data.root to the dataset folder)"
+                )
             classes = sorted(e.name for e in os.scandir(tdir) if e.is_dir() and not e.name.startswith("."))
             if len(classes) != self.num_classes:
-                raise DataError(f"'{tdir}' has {len(classes)} class folders but data.num_classes={self.num_classes}; "
-                                "point data.root at the right folder or fix data.num_classes")
+                raise DataError(
+                    f"'{tdir}' has {len(classes)} class folders but data.num_classes={self.num_classes}; "
+                    "point data.root at the right folder or fix data.num_classes"
+                )
             self._classes = classes
         return self._classes
 
     def list_file(self, name: str) -> Path:
-        return (resolve_path(self.cfg.data.lists_dir) if self.cfg.data.lists_dir else self.root / "lists") / f"{name}.txt"
+        return (
+            resolve_path(self.cfg.data.lists_dir) if self.cfg.data.lists_dir else self.root / "lists"
+        ) / f"{name}.txt"
 
     def entries(self, name: str):
         f = self.list_file(name)
@@ -111,16 +119,29 @@ class ImageFolderFormat(ListFormat):
         entries = scan_split(self.root, name, classes)
         if not entries:
             flat = any(e.is_file() for e in os.scandir(sdir))
-            why = (f"its images are not in class folders; sort them into {sdir}/<class>/ (for ImageNet's val/, "
-                   "with the usual valprep.sh script)") if flat else "its class folders hold no images"
+            why = (
+                (
+                    f"its images are not in class folders; sort them into {sdir}/<class>/ (for ImageNet's val/, "
+                    "with the usual valprep.sh script)"
+                )
+                if flat
+                else "its class folders hold no images"
+            )
             raise DataError(f"'{sdir}': no images found: {why}")
         return entries
 
     def _dataset(self, name: str, entries, train: bool) -> ImageList:
         d = self.cfg.data
-        return ImageList(entries, self.root, self.tf.train if train else self.tf.test, list_file=str(self.root / name),
-                         mode=self.tf.mode, pre=self.tf.pre, skip_bad=d.skip_bad_images,
-                         cache_key=self.tf.key if d.cache_images else None)
+        return ImageList(
+            entries,
+            self.root,
+            self.tf.train if train else self.tf.test,
+            list_file=str(self.root / name),
+            mode=self.tf.mode,
+            pre=self.tf.pre,
+            skip_bad=d.skip_bad_images,
+            cache_key=self.tf.key if d.cache_images else None,
+        )
 
     def source_split(self, name: str):
         if not name:

@@ -5,6 +5,7 @@ training split and evaluated on its test split.
 USPS here is torchvision's (7291 train / 2007 test, 16x16, resized to 28x28), not the 28x28 CoGAN pickle
 SHOT used (7438 / 1860), so numbers are close to but not exactly comparable with SHOT's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ class TorchvisionDigitsFormat(DatasetFormat):
         import torchvision.datasets as D
 
         if name not in DOMAINS:
-            raise DataError(f"unknown digit domain '{name}' (data.source/data.target must be one of {', '.join(DOMAINS)})")
+            raise DataError(
+                f"unknown digit domain '{name}' (data.source/data.target must be one of {', '.join(DOMAINS)})"
+            )
         root = str(self.root)
         try:
             if name == "svhn":
@@ -78,7 +81,8 @@ class TorchvisionDigitsFormat(DatasetFormat):
                 f"could not load {DOMAINS[name]} ({split}) from '{root}' ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                 f"on a machine with internet run python -c \"import torchvision; torchvision.datasets.{DOMAINS[name]}('{root}', "
                 f"{'split=' + repr(split) if name == 'svhn' else 'train=' + str(train)}, download=True)\" and copy '{root}' here, "
-                f"or point data.root at a folder that has it") from None
+                f"or point data.root at a folder that has it"
+            ) from None
 
     def domain(self, name: str, train: bool):
         tf = self.tf.train if train else self.tf.test

@@ -1,4 +1,5 @@
 """Check a user's copy of a dataset against a data list and print a readable report."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -25,7 +26,8 @@ MAKE_LIST_HINTS = {
     ("visda-c", "train"): (
         "VisDA-C's synthetic training list (152,397 images) is not shipped; make it from your copy with "
         "`sfda lists make --root {root} --domains train --classes-from {lists}/visda-c/validation.txt` "
-        "({root} holds train/<class>/*.png; the list goes to {root}/lists/train.txt, where the configs find it)"),
+        "({root} holds train/<class>/*.png; the list goes to {root}/lists/train.txt, where the configs find it)"
+    ),
 }
 
 
@@ -70,7 +72,9 @@ class Report:
     def render(self) -> str:
         lines = [f"{self.list_file}: {self.listed} listed, {self.listed - len(self.missing)} found under {self.root}"]
         if self.expected is not None:
-            lines.append(f"  count: {'ok' if self.count_ok else 'MISMATCH'} ({self.listed} listed, expected {self.expected})")
+            lines.append(
+                f"  count: {'ok' if self.count_ok else 'MISMATCH'} ({self.listed} listed, expected {self.expected})"
+            )
         if self.missing:
             lines.append(f"  {len(self.missing)} missing, e.g. line {self.missing[0][0]}: {self.missing[0][1]}")
         if self.unreadable:
@@ -84,14 +88,17 @@ class Report:
         if self.unlisted:
             total = sum(self.unlisted.values())
             ex = next(iter(self.unlisted))
-            lines.append(f"  note: {total} image(s) in the class folders are not in the list (e.g. {self.unlisted[ex]} in {ex})")
+            lines.append(
+                f"  note: {total} image(s) in the class folders are not in the list (e.g. {self.unlisted[ex]} in {ex})"
+            )
         lines += [f"  hint: {h}" for h in self.hints]
         lines.append("  OK" if self.ok else "  PROBLEMS FOUND")
         return "\n".join(lines)
 
 
-def verify_domain(root: Path, list_file: Path, num_classes: int, expected: Optional[int] = None,
-                  deep: bool = False) -> Report:
+def verify_domain(
+    root: Path, list_file: Path, num_classes: int, expected: Optional[int] = None, deep: bool = False
+) -> Report:
     root, list_file = Path(root), Path(list_file)
     entries = read_list(list_file, num_classes)
     rep = Report(str(list_file), str(root), listed=len(entries), expected=expected)
@@ -125,8 +132,10 @@ def verify_domain(root: Path, list_file: Path, num_classes: int, expected: Optio
             if not (root / top).exists() and root.is_dir():
                 alt = [d.name for d in root.iterdir() if d.is_dir() and _norm(d.name) == _norm(top)]
                 if alt:
-                    rep.hints.append(f"the list expects folder '{top}' but the data has '{alt[0]}': rename '{root / alt[0]}' "
-                                     f"to '{root / top}' (the official lists use '{top}')")
+                    rep.hints.append(
+                        f"the list expects folder '{top}' but the data has '{alt[0]}': rename '{root / alt[0]}' "
+                        f"to '{root / top}' (the official lists use '{top}')"
+                    )
                 else:
                     rep.hints.append(f"folder '{root / top}' does not exist: is data.root right?")
     return rep

@@ -19,6 +19,7 @@ Strong recipes (``method.strong_views``; ``auto`` picks by ``data.transform``):
   mirror-symmetric): RandomAffine(rotation 15 degrees, translation 10 %, scale 0.85-1.15, shear 10 degrees, black
   fill); brightness/contrast jitter 0.4 with p 0.8; PIL Gaussian blur with sigma ~ U(0.1, 1) and p 0.5.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, List, Sequence
@@ -28,8 +29,13 @@ from PIL import Image, ImageFilter
 
 from ..errors import SfdaError
 
-STRONG_BY_TRANSFORM = {"imagenet": "mocov2", "imagenet_rrc": "mocov2", "cifar": "mocov2", "digits": "affine",
-                       "digits_rgb32": "affine"}
+STRONG_BY_TRANSFORM = {
+    "imagenet": "mocov2",
+    "imagenet_rrc": "mocov2",
+    "cifar": "mocov2",
+    "digits": "affine",
+    "digits_rgb32": "affine",
+}
 RECIPES = ("mocov2", "affine")
 
 
@@ -63,8 +69,11 @@ class MultiView:
 def mocov2(size: int, blur: bool = True) -> Callable:
     from torchvision import transforms as T
 
-    steps: List[Callable] = [T.RandomResizedCrop(size, scale=(0.2, 1.0)),
-                             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(p=0.2)]
+    steps: List[Callable] = [
+        T.RandomResizedCrop(size, scale=(0.2, 1.0)),
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+    ]
     if blur:
         steps.append(T.RandomApply([RandomBlur(0.1, 2.0)], p=0.5))
     steps.append(T.RandomHorizontalFlip())
@@ -74,9 +83,13 @@ def mocov2(size: int, blur: bool = True) -> Callable:
 def affine() -> Callable:
     from torchvision import transforms as T
 
-    return T.Compose([T.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.85, 1.15), shear=10, fill=0),
-                      T.RandomApply([T.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
-                      T.RandomApply([RandomBlur(0.1, 1.0)], p=0.5)])
+    return T.Compose(
+        [
+            T.RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.85, 1.15), shear=10, fill=0),
+            T.RandomApply([T.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
+            T.RandomApply([RandomBlur(0.1, 1.0)], p=0.5),
+        ]
+    )
 
 
 def strong_recipe(name: str, data: Any) -> Callable:
@@ -96,8 +109,10 @@ def use_views(dataset: Any, strong: Callable, n_strong: int = 2) -> None:
     then ``n_strong`` independent draws of ``strong`` (see :func:`strong_view`). Calling it again keeps the weak
     view and replaces the strong ones."""
     if not hasattr(dataset, "transform"):
-        raise SfdaError(f"the training set ({type(dataset).__name__}) has no 'transform' attribute: multi-view "
-                        "methods (adacontrast, plue) need a dataset format whose datasets apply `transform`")
+        raise SfdaError(
+            f"the training set ({type(dataset).__name__}) has no 'transform' attribute: multi-view "
+            "methods (adacontrast, plue) need a dataset format whose datasets apply `transform`"
+        )
     weak = dataset.transform.transforms[0] if isinstance(dataset.transform, MultiView) else dataset.transform
     dataset.transform = MultiView([weak] + [strong] * n_strong)
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -141,6 +142,31 @@ def test_sfda_run_trains_then_reuses_the_source_and_source_set_makes_another(con
     cfg_a, cfg_b = load_config(adapt_file), load_config(adapt_file)
     cfg_b["_source_dir"] = str(run_dir(source_config(cfg_b, [], ["optim.lr=0.02"])))
     assert run_dir(cfg_a) != run_dir(cfg_b) and again["finished"]
+
+
+def test_a_fresh_sfda_run_prints_the_routing_and_the_source_stage_before_any_run_log(configs):
+    """In a new process (no console handler yet) the lines printed before the source run's own log starts
+    reach the console too."""
+    adapt_file, _ = configs
+    conftest = str(Path(__file__).with_name("conftest.py"))  # registers the tiny test transform in that process
+    cmd = [
+        sys.executable,
+        "-m",
+        "sfda",
+        "--plugin",
+        conftest,
+        "run",
+        "-c",
+        str(adapt_file),
+        "method.cls_par=0.2",
+        "--source-set",
+        "optim.lr=0.02",
+    ]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "overrides for both stages: -; adaptation only: method.cls_par=0.2; source only: optim.lr=0.02"
+    assert lines[1].startswith("training the source model first: ")
 
 
 # -- issue 17: a run folder belongs to one resolved config and one process -------------------------------------

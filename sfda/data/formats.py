@@ -122,13 +122,17 @@ class ListFormat(DatasetFormat):
                 return in_root
         return p
 
+    def where(self, name: str) -> str:
+        """The file that error messages about ``name``'s images name (with the line of the image)."""
+        return str(self.list_file(name))
+
     def _dataset(self, name: str, entries, train: bool) -> ImageList:
         d = self.cfg.data
         return ImageList(
             entries,
             self.root,
             self.tf.train if train else self.tf.test,
-            list_file=str(self.list_file(name)),
+            list_file=self.where(name),
             mode=self.tf.mode,
             pre=self.tf.pre,
             skip_bad=d.skip_bad_images,

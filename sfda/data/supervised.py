@@ -19,7 +19,6 @@ from ..errors import ConfigError, DataError
 from ..params import Params, param
 from ..paths import resolve_path
 from ..registry import FORMATS
-from .dataset import ImageList
 from .formats import ListFormat
 from .lists import IMAGE_EXTENSIONS, Entry, read_list
 
@@ -130,18 +129,9 @@ class ImageFolderFormat(ListFormat):
             raise DataError(f"'{sdir}': no images found: {why}")
         return entries
 
-    def _dataset(self, name: str, entries, train: bool) -> ImageList:
-        d = self.cfg.data
-        return ImageList(
-            entries,
-            self.root,
-            self.tf.train if train else self.tf.test,
-            list_file=str(self.root / name),
-            mode=self.tf.mode,
-            pre=self.tf.pre,
-            skip_bad=d.skip_bad_images,
-            cache_key=self.tf.key if d.cache_images else None,
-        )
+    def where(self, name: str) -> str:
+        f = self.list_file(name)
+        return str(f if f.exists() else self.root / name)  # the list when there is one, else the split folder
 
     def source_split(self, name: str):
         if not name:

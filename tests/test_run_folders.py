@@ -41,8 +41,9 @@ def _out(capsys):
     return captured.out + captured.err
 
 
-def _files(folder):
-    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+def _files(folder, lock=True):
+    """Name -> modification time of each file (``lock=False``: without the lock file, which taking the lock touches)."""
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if lock or p.name != ".lock"}
 
 
 # -- issue 18: every override reaches the stage it configures -------------------------------------------------
@@ -167,6 +168,45 @@ def test_a_fresh_sfda_run_prints_the_routing_and_the_source_stage_before_any_run
     lines = p.stdout.splitlines()
     assert lines[0] == "overrides for both stages: -; adaptation only: method.cls_par=0.2; source only: optim.lr=0.02"
     assert lines[1].startswith("training the source model first: ")
+    again = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0 and "reusing the source model in" in again.stdout
+    assert again.stdout.splitlines()[-1].startswith("already finished: ")  # issue 17: said on the console
+
+
+def _saved_without(folder, *dotted):
+    """Rewrite a run folder's config.yaml as an older sfda would have written it: without these keys."""
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    for key in dotted:
+        *parents, last = key.split(".")
+        node = saved
+        for part in parents:
+            node = node[part]
+        node.pop(last)
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved))
+    return saved
+
+
+def test_a_run_made_before_keys_were_added_is_still_the_same_config(configs, capsys):
+    """After an upgrade that adds keys (at defaults that keep the old behaviour) a finished run is reported
+    finished, not refused; a saved key this sfda does not know, or another value, still makes it another config."""
+    _, source_file = configs
+    cfg = load_config(source_file, ["name=old"])
+    run_stage(cfg)
+    folder = run_dir(cfg)
+    saved = _saved_without(folder, "distributed.sync_bn", "data.skip_bad_images")
+    before = _files(folder)
+    capsys.readouterr()
+    assert run_stage(load_config(source_file, ["name=old"]))["finished"]
+    assert "already finished" in _out(capsys)
+    assert _files(folder, lock=False) == {k: v for k, v in before.items() if k != ".lock"}  # nothing rewritten
+    other = load_config(source_file, ["name=old", "distributed.sync_bn=false"])
+    other["_files"], other.name = None, "old"  # pinned to the folder (a config built in code)
+    with pytest.raises(RunFolderError, match=r"\(distributed.sync_bn: true -> false\)"):  # the key's default was true
+        run_stage(other)
+    saved["optim"]["renamed_key"] = 1  # a key renamed or removed since: the saved config no longer resolves
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(RunFolderError, match=r"data.skip_bad_images: null -> false.*optim.renamed_key: 1 -> null"):
+        run_stage(load_config(source_file, ["name=old"]))
 
 
 # -- issue 17: a run folder belongs to one resolved config and one process -------------------------------------

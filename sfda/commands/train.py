@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from .. import parallel
 from ..engine import distributed
+from ..engine.runlog import setup_console
 from ..engine.runner import run_both, run_config
 
 
@@ -62,5 +64,7 @@ def register(sub):
 
 def _go(fn, a, **kw):
     with distributed.session():  # a torchrun launch: one process group for the command (else nothing)
+        if parallel.is_main():  # lines said before a run log exists (routing, "already finished") reach the console
+            setup_console()
         res = fn(a.config, a.overrides, force=a.force, restart=a.restart, **kw)
     return 0 if res is not None else 1

@@ -247,12 +247,29 @@ def write_json(obj: dict, path: Path) -> None:
     write_text_atomic(json.dumps(obj, indent=1), path)
 
 
+def upgrade(saved: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The identity of a saved config as this sfda resolves it: keys added since the run was made take their
+    defaults (a new key's default keeps the old behaviour), so an upgrade alone does not make a finished run
+    "another config". None when the saved config no longer resolves (a key renamed or removed): the strict
+    comparison then stands."""
+    from ..config import config_from_dict
+
+    try:
+        return identity(config_from_dict({k: v for k, v in saved.items() if not str(k).startswith("_")}))
+    except SfdaError:
+        return None
+
+
 def check_folder_config(cfg, out: Path, force: bool) -> None:
     """Refuse a folder that holds a run of another config (unless ``force``: it is then replaced)."""
     saved = read_saved_config(out)
     if saved is None or force:
         return
     diffs = differences(identity(saved), identity(cfg))
+    if any(old is None for _, old, _ in diffs):  # keys the run's sfda did not have yet (or set to null)
+        upgraded = upgrade(saved)
+        if upgraded is not None:
+            diffs = differences(upgraded, identity(cfg))
     if diffs:
         raise RunFolderError(
             f"the run folder {out} holds a run of another config ({describe_differences(diffs)}); "

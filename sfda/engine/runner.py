@@ -10,7 +10,6 @@ redone unless forced.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -43,7 +42,7 @@ from .rundir import (
     write_json,
     write_text_atomic,
 )
-from .runlog import RunLog, log, setup_console
+from .runlog import RunLog, log
 from .seed import seed_everything, set_deterministic
 from .stages import check_source_matches, describe_routing, source_config
 from .trainer import STATE_FILE, Trainer
@@ -259,8 +258,6 @@ def run_both(path, overrides=(), source_overrides=(), **kw) -> Optional[dict]:
     if not cfg.source.checkpoint:
         src_cfg = source_config(cfg, overrides, source_overrides)
         src_dir = run_dir(src_cfg)
-        if os.environ.get("RANK", "0") in ("", "0"):  # before any run log exists: these lines go to the console
-            setup_console()
         routing = describe_routing(overrides, source_overrides)
         if routing:
             log.info(routing)

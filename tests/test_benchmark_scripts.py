@@ -31,6 +31,12 @@ def test_data_loading_prints_the_cache_speedup(tmp_path):
     assert m and float(m.group(1)) > 0, line
 
 
+def test_data_loading_digits_mode_prints_the_kept_tensor_speedup():
+    line = _last_line("benchmarks/data_loading.py", "--digits", "--images", "8", "--repeats", "1")
+    m = re.fullmatch(r"speedup=(\d+\.\d\d)", line)
+    assert m and float(m.group(1)) > 1, line  # a list lookup beats ToTensor + Normalize
+
+
 def test_ddp_overhead_prints_the_overhead_at_world_size_one():
     line = _last_line("benchmarks/ddp_overhead.py", "--iters", "4", "--block", "2", "--repeats", "1")
     m = re.fullmatch(r"overhead=([+-]\d+\.\d\d)% plain=(\d+\.\d) img/s ddp=(\d+\.\d) img/s device=(\S+)", line)

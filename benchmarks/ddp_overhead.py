@@ -20,102 +20,19 @@ import argparse
 import os
 import socket
 import statistics
-import time
-from pathlib import Path
 
 import torch
+from _shot_step import batches, device_name, shot_trainer
+from _shot_step import preset as preset_for
+from _shot_step import step_time as block_time
 
-from sfda.config import config_from_dict
-from sfda.datatypes import StepInfo
 from sfda.engine import distributed
-from sfda.engine.optim import build_optimizer
-from sfda.engine.trainer import Trainer
-from sfda.models.network import build_model
-from sfda.registry import METHODS
-from sfda.samplers import build_sampler
-from sfda.weighting import build_weighter
 
-PRESETS = {
-    "cpu": {
-        "backbone": "lenet",
-        "params": {"hidden": 500},
-        "size": 28,
-        "channels": 1,
-        "classes": 10,
-        "batch": 64,
-        "iters": 40,
-    },
-    "cuda": {"backbone": "resnet50", "params": {}, "size": 224, "channels": 3, "classes": 65, "batch": 64, "iters": 40},
-}
-
-
-class _Sized:
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-
-class _NullLog:
-    def info(self, *a):
-        pass
-
-    def scalars(self, *a, **k):
-        pass
+ITERS = 40  # iterations per timed round, both presets
 
 
 def build(device: str, preset: dict, amp: bool):
-    cfg = config_from_dict(
-        {
-            "device": device,
-            "seed": 0,
-            "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
-            "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
-            "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
-            "method": {"name": "shot", "cls_par": 0.3},
-            "log": {"tensorboard": False, "progress": "none"},
-        }
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device)
-    method = METHODS.get("shot")(model, preset["classes"], dict(cfg.method), cfg)
-    method.setup(None, device)
-    n = preset["batch"] * preset["iters"]
-    method.pseudo = torch.randint(0, preset["classes"], (n,), device=device)
-    trainer = Trainer(
-        cfg,
-        method,
-        _Sized(n),
-        None,
-        device,
-        _NullLog(),
-        Path("."),
-        build_weighter(cfg, preset["classes"]),
-        build_sampler(cfg, preset["classes"]),
-    )
-    return trainer, build_optimizer(method.param_groups(), cfg.optim)
-
-
-def batches(device, preset):
-    g = torch.Generator().manual_seed(1)
-    out = []
-    for i in range(preset["iters"]):
-        x = torch.randn(preset["batch"], preset["channels"], preset["size"], preset["size"], generator=g).to(device)
-        idx = torch.arange(i * preset["batch"], (i + 1) * preset["batch"], device=device)
-        out.append((x, torch.zeros(preset["batch"], dtype=torch.long, device=device), idx))
-    return out
-
-
-def block_time(trainer, opt, data, device) -> float:
-    trainer.method.train_mode()
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    for it, (x, y, idx) in enumerate(data):
-        trainer.train_step(x, y, idx, opt, StepInfo(0, 1, it, len(data)))
-    sync()
-    return time.perf_counter() - t0
+    return shot_trainer(device, preset, amp)
 
 
 def one_process_group() -> None:
@@ -139,9 +56,7 @@ def main():
     ap.add_argument("--iters", type=int, default=None, help="iterations of generated data (default: preset)")
     args = ap.parse_args()
     dev = args.device
-    preset = dict(PRESETS["cuda" if dev.startswith("cuda") else "cpu"])
-    if args.iters:
-        preset["iters"] = args.iters
+    preset = preset_for(dev, iters=args.iters or ITERS)
     if dev.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     plain = build(dev, preset, args.amp)  # built before the group exists: the trainer stays single-process
@@ -163,12 +78,7 @@ def main():
     distributed.shutdown()
     step = {v: statistics.median(t) for v, t in times.items()}
     rate = {v: preset["batch"] / step[v] for v in step}
-    if dev.startswith("cuda"):
-        name = torch.cuda.get_device_name(torch.device(dev))
-    else:
-        import platform
-
-        name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name = device_name(dev)
     print(
         f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
         f"{'mixed precision' if args.amp else 'float32'}; {len(times['ddp'])} blocks of {size} steps per variant"

@@ -21,38 +21,15 @@ import time
 from pathlib import Path
 
 import torch
+from _shot_step import preset as preset_for
+from _shot_step import step_config, trainer_for
 
-from sfda.config import config_from_dict
 from sfda.datatypes import Inference, StepInfo
-from sfda.engine.optim import build_optimizer
-from sfda.engine.trainer import Trainer
 from sfda.models.network import build_model
 from sfda.registry import METHODS
-from sfda.samplers import build_sampler
-from sfda.weighting import build_weighter
 
-PRESETS = {
-    "cpu": {
-        "backbone": "lenet",
-        "params": {"hidden": 500},
-        "size": 28,
-        "channels": 1,
-        "classes": 10,
-        "batch": 64,
-        "iters": 30,
-        "clip_arch": "tiny",
-    },
-    "cuda": {
-        "backbone": "resnet50",
-        "params": {},
-        "size": 224,
-        "channels": 3,
-        "classes": 65,
-        "batch": 64,
-        "iters": 40,
-        "clip_arch": "ViT-B-32",
-    },
-}
+CLIP = {"cpu": "tiny", "cuda": "ViT-B-32"}  # the CLIP model DIFO distils (tiny: a small random one for the CPU)
+ITERS = {"cpu": 30, "cuda": 40}
 
 
 class _Images:
@@ -71,14 +48,6 @@ class _Images:
         return self.images[i], int(self.labels[i]), i
 
 
-class _NullLog:
-    def info(self, *a):
-        pass
-
-    def scalars(self, *a, **k):
-        pass
-
-
 def build(name: str, device: str, preset: dict, data: _Images, names_file: str, amp: bool):
     method_cfg = {"name": "shot", "cls_par": 0.3}
     if name == "difo":
@@ -88,35 +57,14 @@ def build(name: str, device: str, preset: dict, data: _Images, names_file: str, 
             "clip_pretrained": False,
             "class_names": names_file,
         }
-    cfg = config_from_dict(
-        {
-            "device": device,
-            "seed": 0,
-            "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
-            "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
-            "optim": {"epochs": 2, "lr": 0.01, "amp": amp},
-            "method": method_cfg,
-            "log": {"tensorboard": False, "progress": "none"},
-        }
-    )
+    cfg = step_config(device, preset, amp, method=method_cfg, epochs=2)
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     # cfg=None at setup: CLIP's view of the target is the data set handed to setup (here the synthetic images)
     method = METHODS.get(name)(model, preset["classes"], dict(cfg.method), None)
     method.setup(data, device)
     method.cfg = cfg
-    trainer = Trainer(
-        cfg,
-        method,
-        data,
-        None,
-        device,
-        _NullLog(),
-        Path("."),
-        build_weighter(cfg, preset["classes"]),
-        build_sampler(cfg, preset["classes"]),
-    )
-    return trainer, build_optimizer(method.param_groups(), cfg.optim)
+    return trainer_for(cfg, method, data, device)
 
 
 def sync(device: str) -> None:
@@ -162,7 +110,8 @@ def main() -> None:
     ap.add_argument("--amp", action="store_true", help="mixed precision for the training step (CUDA)")
     args = ap.parse_args()
     dev = args.device
-    preset = PRESETS["cuda" if dev.startswith("cuda") else "cpu"]
+    kind = "cuda" if dev.startswith("cuda") else "cpu"
+    preset = preset_for(dev, iters=ITERS[kind], clip_arch=CLIP[kind])
     if dev.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     data = _Images(preset)

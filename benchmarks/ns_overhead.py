@@ -20,105 +20,18 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import torch
+from _shot_step import batches, device_name, shot_trainer
+from _shot_step import preset as preset_for
+from _shot_step import step_time as epoch_time
 
-from sfda.config import config_from_dict
-from sfda.datatypes import StepInfo
-from sfda.engine.trainer import Trainer
-from sfda.models.network import build_model
-from sfda.registry import METHODS
-from sfda.samplers import build_sampler
-from sfda.weighting import build_weighter
-
-PRESETS = {
-    "cpu": {
-        "backbone": "lenet",
-        "params": {"hidden": 500},
-        "size": 28,
-        "channels": 1,
-        "classes": 10,
-        "batch": 64,
-        "iters": 70,
-    },
-    "cuda": {"backbone": "resnet50", "params": {}, "size": 224, "channels": 3, "classes": 65, "batch": 64, "iters": 40},
-}
-
-
-class _FakeSet:
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
+ITERS = {"cpu": 70, "cuda": 40}  # iterations per epoch
 
 
 def build(device: str, preset: dict, ns: bool, amp: bool, ns_amp: bool, ns_graph: bool = True):
-    cfg = config_from_dict(
-        {
-            "device": device,
-            "seed": 0,
-            "data": {"num_classes": preset["classes"], "batch_size": preset["batch"], "num_workers": 0},
-            "model": {"backbone": preset["backbone"], "pretrained": False, "params": preset["params"]},
-            "optim": {"epochs": 1, "lr": 0.01, "amp": amp},
-            "method": {"name": "shot", "cls_par": 0.3},
-            "weighting": {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "graph": ns_graph, "save_scores": False}
-            if ns
-            else {"name": "none"},
-            "log": {"tensorboard": False, "progress": "none"},
-        }
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device)
-    method = METHODS.get("shot")(model, preset["classes"], dict(cfg.method), cfg)
-    method.setup(None, device)
-    n = preset["batch"] * preset["iters"]
-    method.pseudo = torch.randint(0, preset["classes"], (n,), device=device)
-    trainer = Trainer(
-        cfg,
-        method,
-        _FakeSet(n),
-        None,
-        device,
-        _NullLog(),
-        Path("."),
-        build_weighter(cfg, preset["classes"]),
-        build_sampler(cfg, preset["classes"]),
-    )
-    from sfda.engine.optim import build_optimizer
-
-    return trainer, build_optimizer(method.param_groups(), cfg.optim)
-
-
-class _NullLog:
-    def info(self, *a):
-        pass
-
-    def scalars(self, *a, **k):
-        pass
-
-
-def batches(device, preset):
-    g = torch.Generator().manual_seed(1)
-    out = []
-    for i in range(preset["iters"]):
-        x = torch.randn(preset["batch"], preset["channels"], preset["size"], preset["size"], generator=g).to(device)
-        idx = torch.arange(i * preset["batch"], (i + 1) * preset["batch"], device=device)
-        out.append((x, torch.zeros(preset["batch"], dtype=torch.long, device=device), idx))
-    return out
-
-
-def epoch_time(trainer, opt, data, device) -> float:
-    trainer.method.train_mode()
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    for it, (x, y, idx) in enumerate(data):
-        trainer.train_step(x, y, idx, opt, StepInfo(0, 1, it, len(data)))
-    sync()
-    return time.perf_counter() - t0
+    weighting = {"name": "ns", "m": 4, "sigma": 0.6, "amp": ns_amp, "graph": ns_graph, "save_scores": False}
+    return shot_trainer(device, preset, amp, weighting if ns else None)
 
 
 def child(args, preset) -> None:
@@ -155,9 +68,7 @@ def main():
     ap.add_argument("--child", choices=["none", "ns"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     dev = args.device
-    preset = dict(PRESETS["cuda" if dev.startswith("cuda") else "cpu"])
-    if args.iters:
-        preset["iters"] = args.iters
+    preset = preset_for(dev, iters=args.iters or ITERS["cuda" if dev.startswith("cuda") else "cpu"])
     if dev.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     if args.child:
@@ -194,12 +105,7 @@ def main():
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         peak[v] = json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
     mem_ratio = peak["ns"] / peak["none"]
-    if dev.startswith("cuda"):
-        name = torch.cuda.get_device_name(torch.device(dev))
-    else:
-        import platform
-
-        name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    name = device_name(dev)
     print(
         f"model {preset['backbone']}, batch {preset['batch']}, {preset['size']}x{preset['size']}, "
         f"{preset['iters']} iterations per epoch, {args.repeats} timed epochs per variant; training step in "

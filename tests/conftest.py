@@ -133,3 +133,46 @@ def make_two_domain_set_fixture() -> Callable[..., Path]:
 def tiny_config() -> Callable[..., Dict[str, Any]]:
     """:func:`tiny_config_dict`: ``tiny_config(root, out, **{"dotted.key": value})`` -> a config dict."""
     return tiny_config_dict
+
+
+def _without_times(metrics: Dict[str, Any]) -> Dict[str, Any]:
+    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
+    out["history"] = [{k: v for k, v in rec.items() if k != "time_s"} for rec in metrics["history"]]
+    return out
+
+
+def assert_same_run(
+    full_cfg, resumed_cfg, full: Dict[str, Any], resumed: Dict[str, Any], stage: str = "target"
+) -> None:
+    """A resumed run equals the uninterrupted one: its metrics and per-epoch history (times aside) and every
+    weight of its saved model."""
+    from sfda.engine.runner import run_dir
+
+    assert _without_times(resumed) == _without_times(full)
+    for part in ("F", "B", "C"):
+        a = torch.load(run_dir(full_cfg) / f"{stage}_{part}.pt")
+        b = torch.load(run_dir(resumed_cfg) / f"{stage}_{part}.pt")
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (part, k)
+
+
+@pytest.fixture(scope="session")
+def same_run() -> Callable[..., None]:
+    """:func:`assert_same_run`: ``same_run(full_cfg, resumed_cfg, full_metrics, resumed_metrics, stage="target")``."""
+    return assert_same_run
+
+
+@pytest.fixture(scope="module")
+def tiny_source_dir(two_domains, tiny_config, tmp_path_factory) -> Path:
+    """A tiny source model trained once per test module on the generated two-domain set; its run folder."""
+    from sfda.config import config_from_dict
+    from sfda.engine.runner import run_dir, run_stage
+
+    cfg = config_from_dict(
+        tiny_config(
+            two_domains, tmp_path_factory.mktemp("tiny_source"), **{"name": "tiny/source", "method.name": "source"}
+        )
+    )
+    run_stage(cfg)
+    return run_dir(cfg)

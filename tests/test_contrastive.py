@@ -176,17 +176,6 @@ class _ListSet(list):
 
 
 # -- whole runs ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def source_dir(two_domains, tiny_config, tmp_path_factory):
-    cfg = config_from_dict(
-        tiny_config(
-            two_domains, tmp_path_factory.mktemp("ctr_source"), **{"name": "tiny/source", "method.name": "source"}
-        )
-    )
-    run_stage(cfg)
-    return run_dir(cfg)
-
-
 CASES = {
     "adacontrast": {"method.name": "adacontrast"},
     "plue": {"method.name": "plue"},
@@ -194,14 +183,14 @@ CASES = {
 }
 
 
-def _adapt(root, out, source_dir, tiny_config, case, **extra):
+def _adapt(root, out, tiny_source_dir, tiny_config, case, **extra):
     return config_from_dict(
         tiny_config(
             root,
             out,
             **{
                 "name": f"tiny/{case}",
-                "source.checkpoint": str(source_dir),
+                "source.checkpoint": str(tiny_source_dir),
                 "optim.epochs": 2,
                 "method.queue_size": 100,
                 **CASES[case],
@@ -212,11 +201,13 @@ def _adapt(root, out, source_dir, tiny_config, case, **extra):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_adaptation_resumes_exactly_and_raises_target_accuracy(two_domains, source_dir, tiny_config, tmp_path, case):
-    full_cfg = _adapt(two_domains, tmp_path / "full", source_dir, tiny_config, case)
+def test_adaptation_resumes_exactly_and_raises_target_accuracy(
+    two_domains, tiny_source_dir, tiny_config, tmp_path, case, same_run
+):
+    full_cfg = _adapt(two_domains, tmp_path / "full", tiny_source_dir, tiny_config, case)
     full = run_stage(full_cfg)
     assert full["accuracy"] > full["source_only_accuracy"] + 20, (full["source_only_accuracy"], full["accuracy"])
-    cfg = _adapt(two_domains, tmp_path / "resumed", source_dir, tiny_config, case)
+    cfg = _adapt(two_domains, tmp_path / "resumed", tiny_source_dir, tiny_config, case)
     assert run_stage(cfg, stop_after_epoch=1) is None
     state = torch.load(run_dir(cfg) / "state.pt", weights_only=False)["method"]
     assert state["queue"]["keys"].shape == (100, 32) and int(state["queue"]["ptr"]) == 160 % 100
@@ -226,15 +217,7 @@ def test_adaptation_resumes_exactly_and_raises_target_accuracy(two_domains, sour
         assert state["memory"].shape == (160, 5)
     resumed = run_stage(cfg)
 
-    def strip(m):
-        return {k: v for k, v in m.items() if k != "wall_time_s"} | {
-            "history": [{k: v for k, v in h.items() if k != "time_s"} for h in m["history"]]
-        }
-
-    assert strip(resumed) == strip(full)
-    for part in "FBC":
-        a, b = (torch.load(run_dir(c) / f"target_{part}.pt") for c in (full_cfg, cfg))
-        assert all(torch.equal(a[k], b[k]) for k in a)
+    same_run(full_cfg, cfg, full, resumed)
 
 
 @pytest.mark.parametrize("name", ["adacontrast", "plue"])

@@ -55,22 +55,6 @@ def adapt_config(make_config):
     return make
 
 
-def _without_times(metrics: dict) -> dict:
-    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
-    out["history"] = [{k: v for k, v in rec.items() if k != "time_s"} for rec in metrics["history"]]
-    return out
-
-
-def _assert_same_run(full_cfg, resumed_cfg, full: dict, resumed: dict, stage: str) -> None:
-    assert _without_times(resumed) == _without_times(full)
-    for part in ("F", "B", "C"):
-        a = torch.load(run_dir(full_cfg) / f"{stage}_{part}.pt")
-        b = torch.load(run_dir(resumed_cfg) / f"{stage}_{part}.pt")
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), (part, k)
-
-
 @pytest.fixture(scope="module")
 def source(two_domains, tmp_path_factory, make_config):
     """An uninterrupted source run: the reference of the source resume test and the adaptations' source model."""
@@ -80,7 +64,7 @@ def source(two_domains, tmp_path_factory, make_config):
     return cfg, metrics
 
 
-def test_source_training_resumes_exactly(two_domains, source, tmp_path, make_config):
+def test_source_training_resumes_exactly(two_domains, source, tmp_path, make_config, same_run):
     full_cfg, full = source
     cfg = make_config(two_domains, tmp_path, **SOURCE)
     assert run_stage(cfg, stop_after_epoch=2) is None
@@ -88,11 +72,11 @@ def test_source_training_resumes_exactly(two_domains, source, tmp_path, make_con
     assert state["epoch_done"] == 2 and state["best"]["epoch"] in (1, 2)  # the best weights so far travel along
     resumed = run_stage(cfg)
     assert resumed["best_epoch"] == full["best_epoch"]
-    _assert_same_run(full_cfg, cfg, full, resumed, "source")
+    same_run(full_cfg, cfg, full, resumed, "source")
 
 
 @pytest.mark.parametrize("case", list(ADAPT))
-def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case, adapt_config):
+def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case, adapt_config, same_run):
     source_dir = run_dir(source[0])
     full_cfg = adapt_config(two_domains, tmp_path / "full", source_dir, case)
     full = run_stage(full_cfg)
@@ -111,7 +95,7 @@ def test_adaptation_resumes_exactly(two_domains, source, tmp_path, case, adapt_c
     if case == "tpds":  # its bank and flags are rebuilt by the resumed run's epoch-start pass
         assert state == {}
     resumed = run_stage(cfg)
-    _assert_same_run(full_cfg, cfg, full, resumed, "target")
+    same_run(full_cfg, cfg, full, resumed, "target")
 
 
 @pytest.mark.parametrize("name", ["source", "shot", "nrc", "aad", "cowa", "tpds"])

@@ -223,17 +223,6 @@ def test_the_weighter_multiplies_the_per_sample_mi_term(tiny_method):
 
 
 # -- whole runs -----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def source_dir(two_domains, tiny_config, tmp_path_factory):
-    cfg = config_from_dict(
-        tiny_config(
-            two_domains, tmp_path_factory.mktemp("tpds_source"), **{"name": "tiny/source", "method.name": "source"}
-        )
-    )
-    run_stage(cfg)
-    return run_dir(cfg)
-
-
 CASES = {
     "tpds": {"method.name": "tpds", "method.div_par": 1.0},
     "tpds_ns": {
@@ -246,14 +235,14 @@ CASES = {
 }
 
 
-def _adapt(root, out, source_dir, tiny_config, case):
+def _adapt(root, out, tiny_source_dir, tiny_config, case):
     return config_from_dict(
         tiny_config(
             root,
             out,
             **{
                 "name": f"tiny/{case}",
-                "source.checkpoint": str(source_dir),
+                "source.checkpoint": str(tiny_source_dir),
                 "optim.epochs": 2,
                 "optim.classifier_lr_mult": 0.1,
                 **CASES[case],
@@ -262,29 +251,22 @@ def _adapt(root, out, source_dir, tiny_config, case):
     )
 
 
-def _strip(metrics):
-    return {k: v for k, v in metrics.items() if k != "wall_time_s"} | {
-        "history": [{k: v for k, v in h.items() if k != "time_s"} for h in metrics["history"]]
-    }
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_adaptation_raises_accuracy_and_resumes_exactly(two_domains, source_dir, tiny_config, tmp_path, case):
-    full_cfg = _adapt(two_domains, tmp_path / "full", source_dir, tiny_config, case)
+def test_adaptation_raises_accuracy_and_resumes_exactly(
+    two_domains, tiny_source_dir, tiny_config, tmp_path, case, same_run
+):
+    full_cfg = _adapt(two_domains, tmp_path / "full", tiny_source_dir, tiny_config, case)
     full = run_stage(full_cfg)
     assert full["accuracy"] > full["source_only_accuracy"] + 15, (full["source_only_accuracy"], full["accuracy"])
     h = full["history"]
     assert h[1]["loss_mi"] < 0 and 0 <= h[1]["trace_fallback"] < 0.5 and h[1]["trace_hops"] >= 1
     if case == "tpds_ns":
         assert full["label"] == "TPDS+NS-WS" and h[1]["w_weight_mean"] == pytest.approx(1.6, abs=1e-4)
-    cfg = _adapt(two_domains, tmp_path / "resumed", source_dir, tiny_config, case)
+    cfg = _adapt(two_domains, tmp_path / "resumed", tiny_source_dir, tiny_config, case)
     assert run_stage(cfg, stop_after_epoch=1) is None
     assert torch.load(run_dir(cfg) / "state.pt", weights_only=False)["method"] == {}
     resumed = run_stage(cfg)
-    assert _strip(resumed) == _strip(full)
-    for part in "FBC":
-        a, b = (torch.load(run_dir(c) / f"target_{part}.pt") for c in (full_cfg, cfg))
-        assert all(torch.equal(a[k], b[k]) for k in a)
+    same_run(full_cfg, cfg, full, resumed)
 
 
 # -- configs and published numbers --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ a generated stand-in of the benchmark, `sfda data digits-lt`, and the Table V la
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -232,6 +233,26 @@ def test_table_v_layout_rows_in_the_papers_order_uci_beside_and_cifar_lt_10_apar
     )
     assert len(lines) - ref - 4 == 17 and "33.6" not in text  # the 17 CIFAR-LT-10 rows, no CIFAR-LT-100 number
     assert "Table V" not in render(runs, "digits-lt", paper=False)
+
+
+def test_per_seed_table_lists_every_run_in_the_papers_row_order(tmp_path, capsys):
+    from sfda.results.per_seed import render_per_seed
+
+    runs = [_m("imb100", "NS-LF", s, v, 50.0) | {"wall_time_s": w} for s, v, w in ((2019, 70.0, 10), (2021, 72.5, 20))]
+    runs += [_m("imb1", "Baseline", 2020, 96.0, 58.0), _m("imb100", "Baseline", 2020, 62.0, 42.0)]
+    lines = render_per_seed(runs, "digits-lt").splitlines()
+    assert lines[2] == "| method | task | seed 2019 | seed 2020 | seed 2021 | mean ± std | uci mean | wall s (mean) |"
+    assert lines[4:] == [
+        "| Baseline | ×100 |  | 62.00 |  | 62.0 | 42.0 |  |",  # the paper's order: Baseline before NS-LF
+        "| NS-LF | ×100 | 70.00 |  | 72.50 | 71.2 ± 1.8 | 50.0 | 15 |",
+        "| Baseline | ×1 (balanced) |  | 96.00 |  | 96.0 | 58.0 |  |",
+    ]
+    for i, m in enumerate(runs):  # the command: after the summary tables
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "metrics.json").write_text(json.dumps(m))
+    assert main(["table", str(tmp_path), "--per-seed", "--no-paper"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("#### digits-lt: UCI digits") < out.index("#### digits-lt: every run (score %, per seed)")
 
 
 def test_plot_classes_draws_the_rows_mean_per_class_accuracy(tmp_path, capsys):

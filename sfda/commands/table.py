@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SfdaError
+from ..results.per_seed import render_per_seed
 from ..results.table import collect, render, select_runs
 
 
@@ -14,6 +15,8 @@ def run(a) -> int:
         raise SfdaError(f"runs folder '{root}' not found")
     runs = select_runs(collect(root), a.stage)
     text = render(runs, a.benchmark, paper=not a.no_paper, std=not a.no_std)
+    if a.per_seed and runs:
+        text += "\n\n" + render_per_seed(runs, a.benchmark)
     print(text)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -36,5 +39,10 @@ def register(sub):
     )
     p.add_argument("--no-paper", action="store_true", help="leave out the published rows")
     p.add_argument("--no-std", action="store_true", help="means only")
+    p.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="add a table of every run: one row per method and task, seeds as columns",
+    )
     p.add_argument("--out", help="also write the table to this file")
     p.set_defaults(func=run)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import parallel
-from ..config import load_config
+from ..config import config_from_dict, load_config
 from ..errors import SfdaError, os_cause
 from ..paths import resolve_path
 
@@ -252,8 +252,6 @@ def upgrade(saved: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     defaults (a new key's default keeps the old behaviour), so an upgrade alone does not make a finished run
     "another config". None when the saved config no longer resolves (a key renamed or removed): the strict
     comparison then stands."""
-    from ..config import config_from_dict
-
     try:
         return identity(config_from_dict({k: v for k, v in saved.items() if not str(k).startswith("_")}))
     except SfdaError:

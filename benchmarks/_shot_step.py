@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from sfda.config import config_from_dict
+from sfda.datatypes import StepInfo
 from sfda.engine.optim import build_optimizer
 from sfda.engine.trainer import Trainer
 from sfda.models.network import build_model
@@ -112,8 +113,6 @@ def batches(device: str, preset: dict) -> list:
 
 def step_time(trainer, opt, data: list, device: str) -> float:
     """Seconds for the trainer's own step (``Trainer.train_step``) over ``data``, synchronised on CUDA."""
-    from sfda.datatypes import StepInfo
-
     trainer.method.train_mode()
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()

@@ -54,13 +54,6 @@ def main():
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        entries = []
-        for i in range(0 if a.digits else a.images):
-            w, h = a.size
-            base = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
-            img = Image.fromarray(base).resize((w, h), Image.BILINEAR)  # smooth content compresses like photos
-            img.save(root / f"{i}.jpg", quality=90)
-            entries.append(Entry(f"{i}.jpg", 0, i + 1))
         if a.digits:
             for i in range(a.images):
                 Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8), "L").save(root / f"{i}.png")
@@ -74,6 +67,13 @@ def main():
             for i in range(len(cached)):  # the first pass computes the tensors it keeps
                 cached[i]
         else:
+            entries = []
+            for i in range(a.images):
+                w, h = a.size
+                base = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+                img = Image.fromarray(base).resize((w, h), Image.BILINEAR)  # smooth content compresses like photos
+                img.save(root / f"{i}.jpg", quality=90)
+                entries.append(Entry(f"{i}.jpg", 0, i + 1))
             tf = imagenet()
             t0 = time.perf_counter()
             cached = ImageList(entries, root, tf.train, pre=tf.pre, cache_key=tf.key)

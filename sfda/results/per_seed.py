@@ -9,10 +9,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
 from .paper import PAPER, task_display
-
-
-def _label(m: dict) -> str:
-    return m.get("label") or m.get("method", "?")
+from .table import run_label, run_score
 
 
 def render_per_seed(runs: List[dict], benchmark: Optional[str] = None) -> str:
@@ -28,7 +25,7 @@ def _bench_table(bench: str, runs: List[dict]) -> str:
     seeds = sorted({m["seed"] for m in runs})
     cell: Dict[Tuple[str, str], Dict[int, dict]] = defaultdict(dict)
     for m in runs:
-        cell[(_label(m), m["task"])][m["seed"]] = m
+        cell[(run_label(m), m["task"])][m["seed"]] = m
     known = list(info.get("tasks", []))
     tasks = [t for t in known if any(k[1] == t for k in cell)] + sorted({t for _, t in cell} - set(known))
     order = {label: i for i, label in enumerate(info.get("order", []))}
@@ -48,11 +45,11 @@ def _bench_table(bench: str, runs: List[dict]) -> str:
             per_seed = cell.get((lab, task))
             if not per_seed:
                 continue
-            scores = [_score(per_seed[s]) for s in seeds if s in per_seed]
+            scores = [run_score(per_seed[s]) for s in seeds if s in per_seed]
             mean = statistics.fmean(scores)
             spread = f" ± {statistics.stdev(scores):.1f}" if len(scores) > 1 else ""
             row = [lab, info.get("display", {}).get(task, task_display(task))]
-            row += [f"{_score(per_seed[s]):.2f}" if s in per_seed else "" for s in seeds] + [f"{mean:.1f}{spread}"]
+            row += [f"{run_score(per_seed[s]):.2f}" if s in per_seed else "" for s in seeds] + [f"{mean:.1f}{spread}"]
             if cross:
                 other = [(m.get("source_only") or {}).get(cross[0]) for m in per_seed.values()]
                 other = [v for v in other if v is not None]
@@ -61,7 +58,3 @@ def _bench_table(bench: str, runs: List[dict]) -> str:
             row.append(f"{statistics.fmean(walls):.0f}" if walls else "")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
-
-
-def _score(m: dict) -> float:
-    return float(m.get("score", m.get("accuracy")))

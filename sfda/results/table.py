@@ -51,6 +51,16 @@ def select_runs(runs: List[dict], stage: Optional[str] = None) -> List[dict]:
     return [r for r in runs if r.get("stage") != "source" or is_single_domain(r.get("benchmark") or "")]
 
 
+def run_label(m: dict) -> str:
+    """A run's row name: its label, else its method."""
+    return m.get("label") or m.get("method", "?")
+
+
+def run_score(m: dict) -> float:
+    """A run's score: the benchmark's metric (``score``), else its accuracy."""
+    return m.get("score", m.get("accuracy"))
+
+
 def _norm(label: str) -> str:
     return label.lower().replace(" ", "")
 
@@ -69,8 +79,7 @@ def _table_rows(runs: Iterable[dict]):
     rows: Dict[str, Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     source_only: Dict[str, Dict[int, float]] = defaultdict(dict)
     for m in runs:
-        score = m.get("score", m.get("accuracy"))
-        rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = score
+        rows[run_label(m)][m["task"]][m["seed"]] = run_score(m)
         if m.get("stage") == "adapt":
             key = (
                 "source_only_mean_class_accuracy"
@@ -124,7 +133,7 @@ def render_benchmark(bench: str, runs: List[dict], paper: bool = True, std: bool
         return _md_row([f"{label} ({source})"] + _paper_cells(vals, tasks) + [avg])
 
     title = f"### {bench} ({metric}, %; ours: mean ± std over seeds {', '.join(map(str, seeds))})"
-    foundation = {m.get("label") or m.get("method", "?") for m in runs if m.get("method") in FOUNDATION_METHODS}
+    foundation = {run_label(m) for m in runs if m.get("method") in FOUNDATION_METHODS}
     body = _with_paper_rows(ours, info["rows"] if paper else [], paper_line, foundation=foundation, width=len(head))
     return "\n".join(_header(title, head) + body)
 
@@ -215,9 +224,9 @@ def _single_rows(runs: List[dict], info: dict, cross: Optional[str] = None) -> D
     ``info['order']`` first."""
     rows: Dict[str, Dict[str, Dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for m in runs:
-        score = (m.get("source_only") or {}).get(cross) if cross else m.get("score", m.get("accuracy"))
+        score = (m.get("source_only") or {}).get(cross) if cross else run_score(m)
         if score is not None:
-            rows[m.get("label") or m.get("method", "?")][m["task"]][m["seed"]] = score
+            rows[run_label(m)][m["task"]][m["seed"]] = score
     order = {label: i for i, label in enumerate(info.get("order", []))}
     return dict(sorted(rows.items(), key=lambda kv: order.get(kv[0], len(order))))
 

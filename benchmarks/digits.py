@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """The offline digits benchmark over seeds: source training once per (source domain, seed), then every
-adaptation config, then the Markdown table written to docs/ with the command that made it.
+adaptation config, then the Markdown tables (summary and every run, with wall times), printed and, with
+``--doc FILE``, written to FILE with the command that made them.
 
-    python benchmarks/digits.py                                   # SHOT and SHOT+NS-WS, both tasks, 3 seeds
+    python benchmarks/digits.py --doc docs/results/digits-offline.md   # SHOT and SHOT+NS-WS, both tasks, 3 seeds
     python benchmarks/digits.py --methods shot --tasks mnist5k_uci --seeds 2019
     python benchmarks/digits.py --out runs/digits-offline -- optim.epochs=10   # overrides after --
     python benchmarks/digits.py --variants conf ent beta03   # plus SHOT with configs/digits/variants/*.yaml merged
     python benchmarks/digits.py --methods shot aad --tasks mnist5k_uci --variants aad:aad_const
+    python benchmarks/digits.py --source-set data.transform=digits_aug -- model.params.hidden=500  # the old recipe
 
 Finished runs are reused (rerunning is cheap and resumes interrupted runs).
 """
@@ -24,30 +26,13 @@ import torch
 from sfda.cli import report_errors
 from sfda.config import load_config
 from sfda.data import digits_offline
+from sfda.engine.rundir import write_text_atomic
 from sfda.engine.runlog import setup_console
 from sfda.engine.runner import run_both
+from sfda.results.per_seed import render_per_seed
 from sfda.results.table import collect, render
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def per_seed(runs) -> str:
-    """Every run's number: label x task, one cell per seed (source-only in brackets)."""
-    seeds = sorted({r["seed"] for r in runs})
-    cells = {}
-    for r in runs:
-        cells.setdefault((r["label"], r["task"]), {})[r["seed"]] = (
-            f"{r['accuracy']:.2f} ({r['source_only_accuracy']:.1f})"
-        )
-    lines = [
-        "Per seed (accuracy %, source-only in brackets):",
-        "",
-        "| method | task | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-        "|---|---|" + "---|" * len(seeds),
-    ]
-    for (label, task), by_seed in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        lines.append(f"| {label} | {task} | " + " | ".join(by_seed.get(s, "") for s in seeds) + " |")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -67,7 +52,18 @@ def main(argv=None) -> int:
     ap.add_argument("--no-plain", action="store_true", help="with --variants: skip the methods' own configs")
     ap.add_argument("--out", default="runs/digits-offline", help="output_root of the runs")
     ap.add_argument("--data", default=None, help="digits benchmark folder (built if missing)")
-    ap.add_argument("--doc", default=str(ROOT / "docs" / "results" / "digits-offline.md"), help="where the table goes")
+    ap.add_argument(
+        "--doc",
+        default=None,
+        help="write the tables to this Markdown file (replacing it); without it they are only printed",
+    )
+    ap.add_argument(
+        "--source-set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides for the source stage only (as `sfda run --source-set`), e.g. data.transform=digits_aug",
+    )
     ap.add_argument("overrides", nargs="*", help="config overrides for every run (after --)")
     a = ap.parse_args(argv)
     setup_console()
@@ -91,7 +87,7 @@ def main(argv=None) -> int:
                 ]
                 for files in stacks:
                     names.add(load_config(files).name)
-                    run_both(files, common + [f"seed={seed}"])
+                    run_both(files, common + [f"seed={seed}"], a.source_set)
     runs = [
         r
         for r in collect(Path(a.out))
@@ -100,20 +96,24 @@ def main(argv=None) -> int:
         and r["seed"] in a.seeds
         and r.get("name") in names
     ]
-    table = render(runs, "digits-offline") + "\n\n" + per_seed(runs)
+    table = render(runs, "digits-offline") + "\n\n" + render_per_seed(runs, "digits-offline")
     run_time = sum(float(r.get("wall_time_s", 0.0)) for r in runs)
     cmd = "python benchmarks/digits.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:])
     )
+    print(table)
+    if a.doc is None:
+        print("(not written to a file: add --doc FILE)")
+        return 0
     doc = Path(a.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(
+    write_text_atomic(
         f"<!-- written by benchmarks/digits.py -->\n{table}\n\nCommand: `{cmd.strip()}` "
         f"({torch.get_num_threads()} CPU thread(s); {len(runs)} adaptation runs, {run_time / 60:.0f} min of adaptation "
         f"in all; {time.time() - t0:.0f} s in this invocation, which reused finished runs). CPU results depend "
-        "on the number of threads (floating-point summation order).\n"
+        "on the number of threads (floating-point summation order).\n",
+        doc,
     )
-    print(table)
     print(f"written to {doc}")
     return 0
 

@@ -211,3 +211,20 @@ def test_demo_end_to_end(tmp_path, capsys):
         "digits/shot_ns/mnist5k_uci/seed2019/metrics.json",
         "digits/source/mnist5k/seed2019/metrics.json",
     ]
+
+
+@pytest.mark.parametrize(
+    "task, source_transform",
+    [("mnist5k_uci", "digits"), ("uci_mnist5k", "digits_aug")],
+)
+def test_offline_digits_configs_ship_shots_recipe_per_direction(task, source_transform):
+    """docs/digits-offline.md: SHOT's LeNetBase (no extra fc layer) in both stages; the large MNIST-5k source
+    is not augmented (SHOT's MNIST -> USPS), the small UCI source is (SHOT's USPS -> MNIST); targets never."""
+    from sfda.config import load_config
+
+    adapt = load_config(f"configs/digits/shot/{task}.yaml")
+    source = load_config(adapt.source.config)
+    for cfg in (adapt, source):
+        assert cfg.model.backbone == "lenet" and cfg.model.params["hidden"] == 0
+    assert source.data.transform == source_transform
+    assert adapt.data.transform == "digits"

@@ -19,7 +19,7 @@ from sfda.samplers import build_sampler
 from sfda.weighting import build_weighter
 
 PRESETS: Dict[str, Dict[str, Any]] = {
-    # CPU: LeNet with the digits recipe's 500-unit layer, 28x28 grey; GPU: ResNet-50 at 224x224 (Office-Home)
+    # CPU: LeNet with a 500-unit fc layer (the digits recipe until 2026-11-30), 28x28 grey; GPU: ResNet-50 at 224x224 (Office-Home)
     "cpu": {"backbone": "lenet", "params": {"hidden": 500}, "size": 28, "channels": 1, "classes": 10, "batch": 64},
     "cuda": {"backbone": "resnet50", "params": {}, "size": 224, "channels": 3, "classes": 65, "batch": 64},
 }

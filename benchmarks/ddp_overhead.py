@@ -6,7 +6,7 @@ BatchNorm is the synchronised kind (``distributed.sync_bn``) and the IM term goe
 path. Both variants run in one process on the same data, alternating block by block, after warm-up; data
 loading is left out (batches are generated in memory).
 
-    python benchmarks/ddp_overhead.py                 # CPU: LeNet with the digits recipe's 500-unit layer, batch 64, 28x28
+    python benchmarks/ddp_overhead.py                 # CPU: LeNet with a 500-unit fc layer (the digits recipe until 2026-11-30), batch 64, 28x28
     python benchmarks/ddp_overhead.py --device cuda   # GPU: ResNet-50, batch 64, 224x224, synthetic images
     python benchmarks/ddp_overhead.py --device cuda --amp
 

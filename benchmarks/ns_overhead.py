@@ -4,7 +4,7 @@ same model and data, through the trainer's own step (``Trainer.train_step``: SHO
 loss, backward, SGD step). Data loading is left out (batches are generated in memory), so the ratio is
 the compute cost of NS, the honest worst case.
 
-    python benchmarks/ns_overhead.py                 # CPU: LeNet with the digits recipe's 500-unit layer, batch 64, 28x28
+    python benchmarks/ns_overhead.py                 # CPU: LeNet with a 500-unit fc layer (the digits recipe until 2026-11-30), batch 64, 28x28
     python benchmarks/ns_overhead.py --device cuda   # GPU: ResNet-50, batch 64, 224x224, synthetic images
 
 Variants alternate epoch by epoch (or ``--block`` iterations at a time), after warm-up, and the median

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from sfda.cli import report_errors
-from sfda.config import load_config
 from sfda.data import digits_offline
 from sfda.engine.rundir import write_text_atomic
 from sfda.engine.runlog import setup_console
@@ -74,7 +73,7 @@ def main(argv=None) -> int:
             ap.error(f"--variants {m}:{v}: method '{m}' is not in --methods")
         if not (ROOT / "configs" / "digits" / "variants" / f"{v}.yaml").is_file():
             ap.error(f"--variants: no configs/digits/variants/{v}.yaml")
-    names = set()
+    dirs = set()  # the run folders of this command: other runs under --out (another override) stay out
     t0 = time.time()
     common = [f"data.root={data}", f"output_root={a.out}"] + a.overrides
     for seed in a.seeds:
@@ -86,16 +85,10 @@ def main(argv=None) -> int:
                     [cfg, ROOT / "configs" / "digits" / "variants" / f"{v}.yaml"] for m, v in variants if m == method
                 ]
                 for files in stacks:
-                    names.add(load_config(files).name)
-                    run_both(files, common + [f"seed={seed}"], a.source_set)
-    runs = [
-        r
-        for r in collect(Path(a.out))
-        if r.get("benchmark") == "digits-offline"
-        and r.get("stage") == "adapt"
-        and r["seed"] in a.seeds
-        and r.get("name") in names
-    ]
+                    result = run_both(files, common + [f"seed={seed}"], a.source_set)
+                    if result is not None:
+                        dirs.add(Path(result["_dir"]).resolve())
+    runs = [r for r in collect(Path(a.out)) if Path(r["_dir"]).resolve() in dirs]
     table = render(runs, "digits-offline") + "\n\n" + render_per_seed(runs, "digits-offline")
     run_time = sum(float(r.get("wall_time_s", 0.0)) for r in runs)
     cmd = "python benchmarks/digits.py " + " ".join(

@@ -136,7 +136,7 @@ def tiny_config() -> Callable[..., Dict[str, Any]]:
 
 
 def _without_times(metrics: Dict[str, Any]) -> Dict[str, Any]:
-    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
+    out = {k: v for k, v in metrics.items() if k not in ("wall_time_s", "_dir")}  # _dir: the run's own folder
     out["history"] = [{k: v for k, v in rec.items() if k != "time_s"} for rec in metrics["history"]]
     return out
 
@@ -149,6 +149,7 @@ def assert_same_run(
     from sfda.engine.runner import run_dir
 
     assert _without_times(resumed) == _without_times(full)
+    assert (full["_dir"], resumed["_dir"]) == (str(run_dir(full_cfg)), str(run_dir(resumed_cfg)))
     for part in ("F", "B", "C"):
         a = torch.load(run_dir(full_cfg) / f"{stage}_{part}.pt")
         b = torch.load(run_dir(resumed_cfg) / f"{stage}_{part}.pt")

@@ -96,7 +96,9 @@ def test_finished_run_is_not_redone(two_domains, source, tmp_path, adapt_cfg):
     first = run_stage(cfg)
     stamp = (run_dir(cfg) / "metrics.json").stat().st_mtime_ns
     again = run_stage(cfg)
-    assert again == json.loads((run_dir(cfg) / "metrics.json").read_text()) and again["accuracy"] == first["accuracy"]
+    saved = json.loads((run_dir(cfg) / "metrics.json").read_text())
+    assert again == {**saved, "_dir": str(run_dir(cfg))} and again["accuracy"] == first["accuracy"]
+    assert first["_dir"] == str(run_dir(cfg))  # the folder it ran in, as sfda.results.table.collect names it
     assert (run_dir(cfg) / "metrics.json").stat().st_mtime_ns == stamp
     forced = run_stage(cfg, force=True)
     assert forced["accuracy"] == first["accuracy"]

@@ -244,7 +244,7 @@ def test_finished_run_says_so_and_restart_reruns_it(configs, capsys):
     first = run_stage(cfg)
     capsys.readouterr()
     again = run_stage(cfg)
-    assert again == json.loads((run_dir(cfg) / "metrics.json").read_text())
+    assert again == {**json.loads((run_dir(cfg) / "metrics.json").read_text()), "_dir": str(run_dir(cfg))}
     text = _out(capsys)
     assert "already finished" in text and f"{first['score']:.2f}" in text and "--force" in text
     metrics = run_dir(cfg) / "metrics.json"

@@ -88,7 +88,8 @@ def run_stage(
     cfg, *, force: bool = False, restart: bool = False, stop_after_epoch: Optional[int] = None
 ) -> Optional[dict]:
     """Run one stage in its run folder, or report it finished. The folder belongs to one resolved config and
-    one process at a time (see :mod:`sfda.engine.rundir`)."""
+    one process at a time (see :mod:`sfda.engine.rundir`). Returns the run's metrics with ``_dir``, its folder
+    (as :func:`sfda.results.table.collect` does), or None when the run stopped early."""
     method_cls = METHODS.get(cfg.method.name, key="method.name")
     out = run_dir(cfg)
     main = parallel.is_main()  # several processes: rank 0 owns the folder, the others wait for it
@@ -105,7 +106,7 @@ def run_stage(
                 f"already finished: {out} ({done.get('metric', 'accuracy')} {score:.2f}); "
                 "add --force to run it again from scratch"
             )
-            return done
+            return {**done, "_dir": str(out)}
         if main:
             if restart or force:
                 for name in (STATE_FILE, METRICS_FILE):
@@ -125,7 +126,7 @@ def run_stage(
                 STATE_FILE,
             )
             parallel.barrier()  # rank 0's files are written before any rank goes on (to the adaptation stage)
-            return result
+            return None if result is None else {**result, "_dir": str(out)}
         finally:
             clear_cache()
             runlog.close()

@@ -310,3 +310,30 @@ def test_plot_classes_draws_the_rows_mean_per_class_accuracy(tmp_path, capsys):
         == 2
     )
     assert "no finished digits-lt run 'NS-WS' on task imb100; found: Baseline, NS-LF" in capsys.readouterr().err
+
+
+def test_plot_classes_markdown_prints_the_rows_per_class_table_for_the_chosen_seeds(tmp_path, capsys):
+    import json
+
+    for label, seed, score, acc in (
+        ("Baseline", 1, 50.0, [90.0, 10.0]),
+        ("Baseline", 2, 60.0, [80.0, 30.0]),
+        ("NS-LF", 1, 62.5, [85.0, 40.0]),
+    ):
+        d = tmp_path / "runs" / label / str(seed)
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(
+            json.dumps({**_m("imb100", label, seed, score, 40.0), "per_class_accuracy": acc})
+        )
+    args = ["plot-classes", str(tmp_path / "runs"), "--benchmark", "digits-lt", "--task", "imb100", "--markdown"]
+    capsys.readouterr()
+    assert main(args + ["--labels", "NS-LF", "Baseline"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "| method | seeds | score | 0 | 1 |",
+        "|---|---|---|---|---|",
+        "| NS-LF | 1 | 62.5 | 85 | 40 |",
+        "| Baseline | 2 | 55.0 | 85 | 20 |",  # the mean over seeds 1 and 2
+    ]
+    assert main(args + ["--labels", "Baseline", "--seeds", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[2] == "| Baseline | 1 | 60.0 | 80 | 30 |"
+    assert not list((tmp_path / "runs").glob("*.png"))  # a table, no figure

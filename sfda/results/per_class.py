@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import SfdaError
 from .plots import _plt, _save
+from .table import run_score
 
 
 def per_class_means(runs: Sequence[dict], benchmark: str, task: str, labels: Sequence[str]) -> Dict[str, List[float]]:
@@ -33,6 +34,25 @@ def per_class_means(runs: Sequence[dict], benchmark: str, task: str, labels: Seq
             )
         out[label] = [statistics.fmean(float(a[k]) for a in accs if a[k] is not None) for k in range(len(accs[0]))]
     return out
+
+
+def render_per_class(runs: Sequence[dict], benchmark: str, task: str, labels: Sequence[str]) -> str:
+    """A Markdown table of :func:`per_class_means`: one row per label (in the given order) with its score
+    averaged over the seeds, then its per-class accuracy, rounded to whole percent."""
+    means = per_class_means(runs, benchmark, task, labels)
+    k = len(next(iter(means.values())))
+    lines = [
+        "| method | seeds | score | " + " | ".join(str(c) for c in range(k)) + " |",
+        "|---|---|---|" + "---|" * k,
+    ]
+    for label, acc in means.items():
+        mine = [
+            m for m in runs if m.get("benchmark") == benchmark and m.get("task") == task and m.get("label") == label
+        ]
+        score = statistics.fmean(float(run_score(m)) for m in mine)
+        cells = " | ".join(f"{a:.0f}" for a in acc)
+        lines.append(f"| {label} | {len(mine)} | {score:.1f} | {cells} |")
+    return "\n".join(lines)
 
 
 def plot_per_class(

@@ -1,6 +1,7 @@
 """End-to-end behaviour of the two stages on a tiny generated two-domain image set (CPU, seconds)."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -89,6 +90,23 @@ def test_resume_after_interruption_gives_the_same_result(two_domains, source, tm
     a, b = (torch.load(run_dir(c) / "target_F.pt") for c in (adapt_cfg(two_domains, tmp_path / "a", src_dir), cfg))
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+def test_wall_time_of_a_resumed_run_counts_every_invocation(two_domains, source, tmp_path, adapt_cfg):
+    """metrics.json's wall_time_s (the results pages' "wall s" column) is the run's, not the last invocation's."""
+    cfg = adapt_cfg(two_domains, tmp_path, source[0])
+    assert run_stage(cfg, stop_after_epoch=1) is None
+    state_file = run_dir(cfg) / "state.pt"
+    state = torch.load(state_file, weights_only=False)
+    assert state["wall_s"] > 0
+    state["wall_s"] = 1000.0  # as if the interrupted invocation had taken 1000 s up to its saved epoch
+    torch.save(state, state_file)
+    started = time.time()
+    resumed = run_stage(cfg)
+    this_invocation = time.time() - started
+    assert 1000.0 < resumed["wall_time_s"] <= 1000.0 + this_invocation + 0.05
+    saved = json.loads((run_dir(cfg) / "metrics.json").read_text())
+    assert saved["wall_time_s"] == resumed["wall_time_s"]
 
 
 def test_finished_run_is_not_redone(two_domains, source, tmp_path, adapt_cfg):

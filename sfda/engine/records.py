@@ -80,6 +80,7 @@ class FitResult:
     history: List[Dict[str, Any]]
     final: Dict[str, Any]  # classification_metrics of the weights the run ends with
     best_epoch: int
+    earlier_wall_s: float = 0.0  # wall time of the earlier invocations of a resumed run, to their last saved epoch
 
 
 def epoch_line(boundary: Dict[str, Any], after: Dict[str, Any], epochs: int, evaluated_before: bool) -> str:

@@ -61,6 +61,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.method = method
+        self._started, self._earlier_wall_s = time.time(), 0.0  # the run's wall time survives a resume
         self.model = method.model
         self.train_set, self.eval_set = train_set, eval_set
         self.device = torch.device(device)
@@ -126,6 +127,7 @@ class Trainer:
     def _state(self, records: List[EpochRecord], best: BestWeights, iteration: int, optimizer) -> dict:
         return {
             "epoch_done": len(records),
+            "wall_s": self._earlier_wall_s + time.time() - self._started,
             "iteration": iteration,
             "records": [r.to_dict() for r in records],
             "best": best.to_dict(),
@@ -149,6 +151,7 @@ class Trainer:
             raise SfdaError(
                 f"cannot read the resume state '{path}' ({type(e).__name__}); delete it or rerun with --restart"
             ) from None
+        self._earlier_wall_s = float(state.get("wall_s", 0.0))  # absent from state files of older versions
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -186,7 +189,7 @@ class Trainer:
             _, final = self.evaluate(desc="final eval")
             entries = history(records)
         self.log.scalars({k: v for k, v in entries[-1].items() if k != "epoch"}, self.epochs, "epoch/")
-        return FitResult(entries, final, best.epoch)
+        return FitResult(entries, final, best.epoch, self._earlier_wall_s)
 
     def _run_epoch(
         self, epoch: int, optimizer, best: BestWeights, iteration: int

@@ -13,25 +13,27 @@ from .plots import _plt, _save
 from .table import run_score
 
 
+def _row_runs(runs: Sequence[dict], benchmark: str, task: str, label: str) -> List[dict]:
+    """The finished runs of one row: ``label`` on ``benchmark`` / ``task``, with per-class accuracies."""
+    mine = [
+        m
+        for m in runs
+        if m.get("benchmark") == benchmark
+        and m.get("task") == task
+        and m.get("label") == label
+        and m.get("per_class_accuracy")
+    ]
+    if not mine:
+        found = sorted({m.get("label", "?") for m in runs if m.get("benchmark") == benchmark and m.get("task") == task})
+        raise SfdaError(f"no finished {benchmark} run '{label}' on task {task}; found: {', '.join(found) or 'none'}")
+    return mine
+
+
 def per_class_means(runs: Sequence[dict], benchmark: str, task: str, labels: Sequence[str]) -> Dict[str, List[float]]:
     """{label: per-class accuracy averaged over the seeds} of the runs of ``benchmark`` / ``task``."""
     out: Dict[str, List[float]] = {}
     for label in labels:
-        accs = [
-            m["per_class_accuracy"]
-            for m in runs
-            if m.get("benchmark") == benchmark
-            and m.get("task") == task
-            and m.get("label") == label
-            and m.get("per_class_accuracy")
-        ]
-        if not accs:
-            found = sorted(
-                {m.get("label", "?") for m in runs if m.get("benchmark") == benchmark and m.get("task") == task}
-            )
-            raise SfdaError(
-                f"no finished {benchmark} run '{label}' on task {task}; found: {', '.join(found) or 'none'}"
-            )
+        accs = [m["per_class_accuracy"] for m in _row_runs(runs, benchmark, task, label)]
         out[label] = [statistics.fmean(float(a[k]) for a in accs if a[k] is not None) for k in range(len(accs[0]))]
     return out
 
@@ -46,9 +48,7 @@ def render_per_class(runs: Sequence[dict], benchmark: str, task: str, labels: Se
         "|---|---|---|" + "---|" * k,
     ]
     for label, acc in means.items():
-        mine = [
-            m for m in runs if m.get("benchmark") == benchmark and m.get("task") == task and m.get("label") == label
-        ]
+        mine = _row_runs(runs, benchmark, task, label)
         score = statistics.fmean(float(run_score(m)) for m in mine)
         cells = " | ".join(f"{a:.0f}" for a in acc)
         lines.append(f"| {label} | {len(mine)} | {score:.1f} | {cells} |")
